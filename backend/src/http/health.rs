@@ -1,0 +1,33 @@
+//! Liveness, readiness and the app's runtime settings.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use crate::server::AppState;
+
+/// The process is up.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The node takes new connections; 503 while shutting down so load
+/// balancers stop sending traffic.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.is_shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else {
+        (StatusCode::OK, "ready")
+    }
+}
+
+/// Settings the web app reads at start.
+pub async fn client_config(State(state): State<AppState>) -> impl IntoResponse {
+    let limits = &state.config.limits;
+    Json(json!({
+        "max_message_size": limits.max_message_size,
+        "ping_interval_ms": limits.ping_interval.as_millis() as u64,
+    }))
+}

@@ -1,0 +1,100 @@
+//! Per-namespace behaviour: presence, history, who may publish.
+//!
+//! A channel's namespace is the part of its name before the colon. Only
+//! configured namespaces exist; a command on any other is refused, so a typo
+//! in a channel name is an error instead of a silent, unshared channel.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Who may publish in a namespace's channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Publishers {
+    /// Any connection (chat).
+    Clients,
+    /// Only the HTTP API (notifications).
+    Server,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamespaceConfig {
+    /// Track who is subscribed and answer presence queries.
+    pub presence: bool,
+    /// Push `join` and `leave` to subscribers (needs `presence`).
+    pub join_leave: bool,
+    /// Publications kept for recovery and history; 0 keeps none.
+    pub history_size: usize,
+    /// How long a publication stays in history.
+    #[serde(with = "seconds")]
+    pub history_ttl: Duration,
+    pub publishers: Publishers,
+}
+
+impl Default for NamespaceConfig {
+    fn default() -> Self {
+        Self {
+            presence: false,
+            join_leave: false,
+            history_size: 0,
+            history_ttl: Duration::from_secs(300),
+            publishers: Publishers::Clients,
+        }
+    }
+}
+
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_secs)
+    }
+}
+
+/// The configured namespaces by name.
+#[derive(Debug, Clone)]
+pub struct Namespaces(HashMap<String, NamespaceConfig>);
+
+impl Namespaces {
+    pub fn new(namespaces: HashMap<String, NamespaceConfig>) -> Self {
+        Self(namespaces)
+    }
+
+    pub fn get(&self, namespace: &str) -> Option<&NamespaceConfig> {
+        self.0.get(namespace)
+    }
+
+    /// Adds or replaces namespaces (from the config file) over the defaults.
+    pub fn extend(&mut self, namespaces: HashMap<String, NamespaceConfig>) {
+        self.0.extend(namespaces);
+    }
+}
+
+impl Default for Namespaces {
+    /// The namespaces the bundled apps use.
+    fn default() -> Self {
+        let chat = NamespaceConfig {
+            presence: true,
+            join_leave: true,
+            history_size: 200,
+            history_ttl: Duration::from_secs(24 * 3600),
+            publishers: Publishers::Clients,
+        };
+        let notify = NamespaceConfig {
+            presence: false,
+            join_leave: false,
+            history_size: 50,
+            history_ttl: Duration::from_secs(3600),
+            publishers: Publishers::Server,
+        };
+        Self(HashMap::from([
+            ("chat".to_owned(), chat),
+            ("notify".to_owned(), notify),
+        ]))
+    }
+}

@@ -1,0 +1,503 @@
+//! The hub's state and every change to it, in plain synchronous code.
+//!
+//! Sockets and `.await` live around this, not inside it: each method runs
+//! under one lock, takes the time as an argument, and talks to connections
+//! only through their [`Outbox`]es. That makes it testable without sockets
+//! and keeps orderings simple — a subscriber is registered and its reply
+//! queued in the same critical section as publications, so nothing can fall
+//! between a subscription's history and its first live message.
+
+use std::collections::{HashMap, HashSet};
+
+use rookery_common::{
+    ChannelName, CloseCode, CommandId, ConnectionId, ErrorCode, Publication, ServerMessage,
+    StreamPosition, UserInfo, encode,
+};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::history::History;
+use super::idempotency::IdempotencyCache;
+use super::namespace::{NamespaceConfig, Namespaces, Publishers};
+use super::outbox::{Frame, Outbox, PushError};
+use super::presence::Presence;
+use super::{HubError, HubLimits, HubStats};
+
+#[derive(Debug)]
+pub struct HubState {
+    namespaces: Namespaces,
+    limits: HubLimits,
+    connections: HashMap<ConnectionId, Connection>,
+    channels: HashMap<ChannelName, Channel>,
+    idempotency: IdempotencyCache,
+    next_connection_id: u64,
+    stats: HubStats,
+}
+
+#[derive(Debug)]
+struct Connection {
+    user: UserInfo,
+    outbox: Outbox,
+    channels: HashSet<ChannelName>,
+}
+
+#[derive(Debug)]
+struct Channel {
+    subscribers: HashSet<ConnectionId>,
+    history: Option<History>,
+    presence: Option<Presence>,
+}
+
+/// Who is publishing.
+#[derive(Debug, Clone, Copy)]
+pub enum Publisher {
+    Connection(ConnectionId),
+    /// The HTTP API: may publish in server-only namespaces, has no sender.
+    Server,
+}
+
+impl HubState {
+    pub fn new(namespaces: Namespaces, limits: HubLimits) -> Self {
+        Self {
+            namespaces,
+            limits,
+            connections: HashMap::new(),
+            channels: HashMap::new(),
+            idempotency: IdempotencyCache::default(),
+            next_connection_id: 1,
+            stats: HubStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> HubStats {
+        HubStats {
+            n_connections: self.connections.len(),
+            n_channels: self.channels.len(),
+            n_subscriptions: self.connections.values().map(|c| c.channels.len()).sum(),
+            ..self.stats.clone()
+        }
+    }
+
+    pub fn connect(&mut self, user: UserInfo, outbox: Outbox) -> ConnectionId {
+        let connection_id = ConnectionId(self.next_connection_id);
+        self.next_connection_id += 1;
+        self.connections.insert(
+            connection_id,
+            Connection {
+                user,
+                outbox,
+                channels: HashSet::new(),
+            },
+        );
+        connection_id
+    }
+
+    /// Forgets a connection: leaves every channel it was in.
+    pub fn disconnect(&mut self, connection_id: ConnectionId) {
+        let Some(connection) = self.connections.remove(&connection_id) else {
+            return;
+        };
+        for channel in &connection.channels {
+            self.leave_channel(connection_id, &connection.user, channel);
+        }
+    }
+
+    fn namespace(&self, channel: &ChannelName) -> Result<&NamespaceConfig, HubError> {
+        self.namespaces.get(channel.namespace()).ok_or_else(|| {
+            HubError::new(
+                ErrorCode::UnknownNamespace,
+                format!("no namespace {:?}", channel.namespace()),
+            )
+        })
+    }
+
+    fn connection(&self, connection_id: ConnectionId) -> Result<&Connection, HubError> {
+        self.connections
+            .get(&connection_id)
+            .ok_or_else(|| HubError::new(ErrorCode::NotConnected, "connection is gone"))
+    }
+
+    fn channel_entry(&mut self, channel: &ChannelName) -> Result<&mut Channel, HubError> {
+        let namespace = self.namespace(channel)?.clone();
+        Ok(self
+            .channels
+            .entry(channel.clone())
+            .or_insert_with(|| Channel {
+                subscribers: HashSet::new(),
+                history: (namespace.history_size > 0).then(|| {
+                    History::new(new_epoch(), namespace.history_size, namespace.history_ttl)
+                }),
+                presence: namespace.presence.then(Presence::default),
+            }))
+    }
+
+    /// Subscribes and queues the `subscribed` reply (with recovered or
+    /// rewound publications) before any later publication can be queued.
+    pub fn subscribe(
+        &mut self,
+        connection_id: ConnectionId,
+        id: Option<CommandId>,
+        channel: &ChannelName,
+        since: Option<&StreamPosition>,
+        rewind: Option<u32>,
+        now: Instant,
+    ) -> Result<(), HubError> {
+        let namespace = self.namespace(channel)?.clone();
+        let connection = self.connection(connection_id)?;
+        if connection.channels.contains(channel) {
+            return Err(HubError::new(
+                ErrorCode::AlreadySubscribed,
+                format!("already subscribed to {channel}"),
+            ));
+        }
+        if connection.channels.len() >= self.limits.max_subscriptions_per_connection {
+            return Err(HubError::new(
+                ErrorCode::TooManySubscriptions,
+                format!(
+                    "at most {} subscriptions per connection",
+                    self.limits.max_subscriptions_per_connection
+                ),
+            ));
+        }
+        let user = connection.user.clone();
+        let outbox = connection.outbox.clone();
+
+        let entry = self.channel_entry(channel)?;
+        entry.subscribers.insert(connection_id);
+        let joined = entry
+            .presence
+            .as_mut()
+            .is_some_and(|presence| presence.join(&user));
+        let (position, recovered, publications) = match &mut entry.history {
+            Some(history) => {
+                let (recovered, publications) = match (since, rewind) {
+                    (Some(since), _) => {
+                        let recovery = history.since(since, now);
+                        (Some(recovery.recovered), recovery.publications)
+                    }
+                    (None, Some(rewind)) => (None, history.latest(rewind as usize, now)),
+                    (None, None) => (None, Vec::new()),
+                };
+                (Some(history.position()), recovered, publications)
+            }
+            // Without history nothing can be recovered: say so rather than
+            // pretend the gap was empty.
+            None => (None, since.map(|_| false), Vec::new()),
+        };
+        let members = entry.presence.as_ref().map(Presence::members);
+        self.connections
+            .get_mut(&connection_id)
+            .expect("checked above")
+            .channels
+            .insert(channel.clone());
+
+        let reply = ServerMessage::Subscribed {
+            id,
+            channel: channel.clone(),
+            position,
+            recovered,
+            publications,
+            members,
+        };
+        self.push(&outbox, Frame::from(encode(&reply)));
+        if joined && namespace.join_leave {
+            let push = ServerMessage::Join {
+                channel: channel.clone(),
+                member: user,
+            };
+            self.broadcast(channel, &push, Some(connection_id));
+        }
+        Ok(())
+    }
+
+    pub fn unsubscribe(
+        &mut self,
+        connection_id: ConnectionId,
+        channel: &ChannelName,
+    ) -> Result<(), HubError> {
+        let connection = self
+            .connections
+            .get_mut(&connection_id)
+            .ok_or_else(|| HubError::new(ErrorCode::NotConnected, "connection is gone"))?;
+        if !connection.channels.remove(channel) {
+            return Err(HubError::new(
+                ErrorCode::NotSubscribed,
+                format!("not subscribed to {channel}"),
+            ));
+        }
+        let user = connection.user.clone();
+        self.leave_channel(connection_id, &user, channel);
+        Ok(())
+    }
+
+    fn leave_channel(
+        &mut self,
+        connection_id: ConnectionId,
+        user: &UserInfo,
+        channel: &ChannelName,
+    ) {
+        let join_leave = self.namespace(channel).is_ok_and(|ns| ns.join_leave);
+        let Some(entry) = self.channels.get_mut(channel) else {
+            return;
+        };
+        entry.subscribers.remove(&connection_id);
+        let left = entry
+            .presence
+            .as_mut()
+            .and_then(|presence| presence.leave(&user.user));
+        if entry.subscribers.is_empty() && entry.history.as_ref().is_none_or(History::is_empty) {
+            self.channels.remove(channel);
+        } else if let Some(member) = left
+            && join_leave
+        {
+            let push = ServerMessage::Leave {
+                channel: channel.clone(),
+                member,
+            };
+            self.broadcast(channel, &push, None);
+        }
+    }
+
+    /// Publishes `data` and delivers it to every subscriber. Returns the
+    /// publication's position when the channel keeps history.
+    pub fn publish(
+        &mut self,
+        publisher: Publisher,
+        channel: &ChannelName,
+        data: Value,
+        idempotency_key: Option<&str>,
+        now: Instant,
+        time_ms: u64,
+    ) -> Result<Option<StreamPosition>, HubError> {
+        let namespace = self.namespace(channel)?.clone();
+        let sender = match publisher {
+            Publisher::Connection(connection_id) => {
+                if namespace.publishers == Publishers::Server {
+                    return Err(HubError::new(
+                        ErrorCode::PermissionDenied,
+                        format!("only the server publishes in {}:", channel.namespace()),
+                    ));
+                }
+                Some(self.connection(connection_id)?.user.clone())
+            }
+            Publisher::Server => None,
+        };
+        if let Some(key) = idempotency_key
+            && let Some(position) = self.idempotency.get(channel, key, now)
+        {
+            self.stats.n_duplicate_publications += 1;
+            return Ok(position);
+        }
+
+        let mut publication = Publication {
+            position: None,
+            data,
+            sender,
+            time: time_ms,
+        };
+        let position = match self.channels.get_mut(channel) {
+            Some(entry) => entry
+                .history
+                .as_mut()
+                .map(|h| h.append(publication.clone(), now)),
+            None if namespace.history_size > 0 => {
+                let entry = self.channel_entry(channel)?;
+                entry
+                    .history
+                    .as_mut()
+                    .map(|h| h.append(publication.clone(), now))
+            }
+            // Nobody listens and nothing is kept: the publication reaches no one.
+            None => None,
+        };
+        publication.position.clone_from(&position);
+        if let Some(key) = idempotency_key {
+            self.idempotency.insert(
+                channel,
+                key,
+                position.clone(),
+                now + self.limits.idempotency_window,
+            );
+        }
+        self.stats.n_publications += 1;
+        let push = ServerMessage::Publication {
+            channel: channel.clone(),
+            publication,
+        };
+        self.broadcast(channel, &push, None);
+        Ok(position)
+    }
+
+    pub fn presence(&self, channel: &ChannelName) -> Result<Vec<UserInfo>, HubError> {
+        let namespace = self.namespace(channel)?;
+        if !namespace.presence {
+            return Err(HubError::new(
+                ErrorCode::PermissionDenied,
+                format!("namespace {}: has no presence", channel.namespace()),
+            ));
+        }
+        Ok(self
+            .channels
+            .get(channel)
+            .and_then(|entry| entry.presence.as_ref())
+            .map(Presence::members)
+            .unwrap_or_default())
+    }
+
+    pub fn history(
+        &mut self,
+        channel: &ChannelName,
+        since: Option<&StreamPosition>,
+        limit: Option<u32>,
+        now: Instant,
+    ) -> Result<(Option<StreamPosition>, Vec<Publication>), HubError> {
+        let namespace = self.namespace(channel)?;
+        if namespace.history_size == 0 {
+            return Err(HubError::new(
+                ErrorCode::HistoryUnavailable,
+                format!("namespace {}: keeps no history", channel.namespace()),
+            ));
+        }
+        let limit = limit.map_or(namespace.history_size, |limit| limit as usize);
+        let Some(history) = self
+            .channels
+            .get_mut(channel)
+            .and_then(|e| e.history.as_mut())
+        else {
+            return Ok((None, Vec::new()));
+        };
+        let publications = match since {
+            Some(since) => {
+                let recovery = history.since(since, now);
+                if !recovery.recovered {
+                    return Err(HubError::new(
+                        ErrorCode::InvalidPosition,
+                        "history no longer covers that position",
+                    ));
+                }
+                recovery.publications.into_iter().take(limit).collect()
+            }
+            None => history.latest(limit, now),
+        };
+        Ok((Some(history.position()), publications))
+    }
+
+    /// Drops expired history and idempotency keys, and channels left with
+    /// nothing. Run periodically.
+    pub fn sweep(&mut self, now: Instant) {
+        self.channels.retain(|_, entry| {
+            if let Some(history) = &mut entry.history {
+                history.expire(now);
+            }
+            !entry.subscribers.is_empty() || entry.history.as_ref().is_some_and(|h| !h.is_empty())
+        });
+        self.idempotency.expire(now);
+    }
+
+    /// Closes every connection (graceful shutdown), sending what is queued
+    /// first.
+    pub fn close_all(&mut self, code: CloseCode, reason: &str) {
+        for connection in self.connections.values() {
+            connection.outbox.close(code, reason, true);
+        }
+    }
+
+    /// Queues a reply or push for one connection.
+    pub fn send(&mut self, connection_id: ConnectionId, message: &ServerMessage) {
+        if let Some(connection) = self.connections.get(&connection_id) {
+            let outbox = connection.outbox.clone();
+            self.push(&outbox, Frame::from(encode(message)));
+        }
+    }
+
+    fn broadcast(
+        &mut self,
+        channel: &ChannelName,
+        message: &ServerMessage,
+        except: Option<ConnectionId>,
+    ) {
+        let Some(entry) = self.channels.get(channel) else {
+            return;
+        };
+        let frame = Frame::from(encode(message));
+        let mut n_deliveries = 0;
+        let mut slow = Vec::new();
+        for connection_id in &entry.subscribers {
+            if Some(*connection_id) == except {
+                continue;
+            }
+            let Some(connection) = self.connections.get(connection_id) else {
+                continue;
+            };
+            match connection.outbox.push(frame.clone()) {
+                Ok(()) => n_deliveries += 1,
+                Err(PushError::Full) => slow.push(connection.outbox.clone()),
+                Err(PushError::Closed) => {}
+            }
+        }
+        self.stats.n_deliveries += n_deliveries;
+        for outbox in slow {
+            self.close_slow_consumer(&outbox);
+        }
+    }
+
+    fn push(&mut self, outbox: &Outbox, frame: Frame) {
+        if outbox.push(frame) == Err(PushError::Full) {
+            self.close_slow_consumer(outbox);
+        }
+    }
+
+    fn close_slow_consumer(&mut self, outbox: &Outbox) {
+        if outbox.close(
+            CloseCode::SlowConsumer,
+            "outbound queue full: the client reads too slowly",
+            false,
+        ) {
+            self.stats.n_slow_consumers += 1;
+        }
+    }
+
+    /// Cross-checks the indexes: every subscription is recorded on both the
+    /// connection and the channel, and presence counts match.
+    #[cfg(test)]
+    pub fn check_invariants(&self) {
+        for (connection_id, connection) in &self.connections {
+            for channel in &connection.channels {
+                let entry = self
+                    .channels
+                    .get(channel)
+                    .expect("subscribed channel exists");
+                assert!(entry.subscribers.contains(connection_id));
+            }
+        }
+        for (channel, entry) in &self.channels {
+            for connection_id in &entry.subscribers {
+                let connection = self
+                    .connections
+                    .get(connection_id)
+                    .expect("subscriber exists");
+                assert!(connection.channels.contains(channel));
+            }
+            if let Some(presence) = &entry.presence {
+                assert_eq!(
+                    presence.n_connections(),
+                    entry.subscribers.len(),
+                    "{channel}"
+                );
+                for connection_id in &entry.subscribers {
+                    assert!(presence.contains(&self.connections[connection_id].user.user));
+                }
+            }
+            assert!(
+                !entry.subscribers.is_empty() || entry.history.is_some(),
+                "{channel} kept with nothing in it"
+            );
+        }
+    }
+}
+
+/// A fresh, unguessable stream epoch. It changes whenever a channel's history
+/// starts over, so old positions are never mistaken for current ones.
+fn new_epoch() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}

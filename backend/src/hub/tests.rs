@@ -1,0 +1,373 @@
+//! Stories about the hub's state, told without sockets.
+
+use proptest::prelude::*;
+use rookery_common::{
+    ChannelName, CloseCode, ConnectionId, ErrorCode, ServerMessage, StreamPosition, UserId,
+    UserInfo, decode_server,
+};
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::*;
+
+struct Client {
+    connection_id: ConnectionId,
+    receiver: OutboxReceiver,
+}
+
+impl Client {
+    fn received(&mut self) -> Vec<ServerMessage> {
+        let mut messages = Vec::new();
+        while let Some(frame) = self.receiver.try_next_frame() {
+            messages.push(decode_server(frame.as_str()).unwrap());
+        }
+        messages
+    }
+}
+
+fn user(id: &str) -> UserInfo {
+    UserInfo::new(UserId(id.into()), id.to_uppercase())
+}
+
+fn connect(state: &mut HubState, user_id: &str, capacity: usize) -> Client {
+    let (outbox, receiver) = Outbox::new(capacity);
+    let connection_id = state.connect(user(user_id), outbox);
+    Client {
+        connection_id,
+        receiver,
+    }
+}
+
+fn lobby() -> ChannelName {
+    ChannelName::parse("chat:lobby").unwrap()
+}
+
+fn state() -> HubState {
+    HubState::new(Namespaces::default(), HubLimits::default())
+}
+
+fn texts(messages: &[ServerMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::Publication { publication, .. } => {
+                Some(publication.data["text"].as_str().unwrap().to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn say(state: &mut HubState, client: &Client, text: &str, now: Instant) -> Option<StreamPosition> {
+    state
+        .publish(
+            Publisher::Connection(client.connection_id),
+            &lobby(),
+            json!({ "text": text }),
+            None,
+            now,
+            0,
+        )
+        .unwrap()
+}
+
+#[test]
+fn bob_hears_alice() {
+    let now = Instant::now();
+    let mut state = state();
+    let mut alice = connect(&mut state, "alice", 16);
+    let mut bob = connect(&mut state, "bob", 16);
+    state
+        .subscribe(alice.connection_id, None, &lobby(), None, None, now)
+        .unwrap();
+    state
+        .subscribe(bob.connection_id, None, &lobby(), None, None, now)
+        .unwrap();
+    say(&mut state, &alice, "hi bob", now);
+    assert_eq!(texts(&bob.received()), ["hi bob"]);
+    assert_eq!(
+        texts(&alice.received()),
+        ["hi bob"],
+        "the publisher hears itself too"
+    );
+    state.check_invariants();
+}
+
+#[test]
+fn two_tabs_of_one_user_are_one_member() {
+    let now = Instant::now();
+    let mut state = state();
+    let mut watcher = connect(&mut state, "watcher", 16);
+    state
+        .subscribe(watcher.connection_id, None, &lobby(), None, None, now)
+        .unwrap();
+    watcher.received();
+    let tab1 = connect(&mut state, "ada", 16);
+    let tab2 = connect(&mut state, "ada", 16);
+    state
+        .subscribe(tab1.connection_id, None, &lobby(), None, None, now)
+        .unwrap();
+    state
+        .subscribe(tab2.connection_id, None, &lobby(), None, None, now)
+        .unwrap();
+    let joins: Vec<_> = watcher.received();
+    assert_eq!(joins.len(), 1, "one join for two tabs: {joins:?}");
+    assert!(matches!(&joins[0], ServerMessage::Join { member, .. } if member.user.0 == "ada"));
+    assert_eq!(state.presence(&lobby()).unwrap().len(), 2);
+
+    state.disconnect(tab1.connection_id);
+    assert!(watcher.received().is_empty(), "ada still has a tab open");
+    state.disconnect(tab2.connection_id);
+    let leaves = watcher.received();
+    assert!(matches!(&leaves[..], [ServerMessage::Leave { member, .. }] if member.user.0 == "ada"));
+    state.check_invariants();
+}
+
+#[test]
+fn resubscribing_from_a_position_recovers_exactly_the_gap() {
+    let now = Instant::now();
+    let mut state = state();
+    let alice = connect(&mut state, "alice", 64);
+    let mut bob = connect(&mut state, "bob", 64);
+    let first = say(&mut state, &alice, "one", now).unwrap();
+    say(&mut state, &alice, "two", now);
+    say(&mut state, &alice, "three", now);
+    state
+        .subscribe(bob.connection_id, None, &lobby(), Some(&first), None, now)
+        .unwrap();
+    match &bob.received()[..] {
+        [
+            ServerMessage::Subscribed {
+                recovered,
+                publications,
+                position,
+                ..
+            },
+        ] => {
+            assert_eq!(*recovered, Some(true));
+            let texts: Vec<_> = publications
+                .iter()
+                .map(|p| p.data["text"].clone())
+                .collect();
+            assert_eq!(texts, [json!("two"), json!("three")]);
+            assert_eq!(position.as_ref().unwrap().offset, 3);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let stale = StreamPosition {
+        epoch: "gone".into(),
+        offset: 1,
+    };
+    state.unsubscribe(bob.connection_id, &lobby()).unwrap();
+    state
+        .subscribe(bob.connection_id, None, &lobby(), Some(&stale), None, now)
+        .unwrap();
+    assert!(matches!(
+        &bob.received()[..],
+        [ServerMessage::Subscribed {
+            recovered: Some(false),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn rewind_returns_recent_history_on_join() {
+    let now = Instant::now();
+    let mut state = state();
+    let alice = connect(&mut state, "alice", 64);
+    let mut bob = connect(&mut state, "bob", 64);
+    for text in ["a", "b", "c"] {
+        say(&mut state, &alice, text, now);
+    }
+    state
+        .subscribe(bob.connection_id, None, &lobby(), None, Some(2), now)
+        .unwrap();
+    match &bob.received()[..] {
+        [
+            ServerMessage::Subscribed {
+                publications,
+                recovered: None,
+                ..
+            },
+        ] => {
+            assert_eq!(publications.len(), 2);
+            assert_eq!(publications[1].data["text"], "c");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_slow_consumer_is_closed_and_others_keep_receiving() {
+    let now = Instant::now();
+    let mut state = state();
+    let alice = connect(&mut state, "alice", 1024);
+    let mut slow = connect(&mut state, "slow", 4);
+    let mut fast = connect(&mut state, "fast", 1024);
+    for client in [&alice, &slow, &fast] {
+        state
+            .subscribe(client.connection_id, None, &lobby(), None, None, now)
+            .unwrap();
+    }
+    fast.received();
+    for n in 0..100 {
+        say(&mut state, &alice, &n.to_string(), now);
+        // The fast client keeps up by reading as it goes.
+        assert_eq!(texts(&fast.received()), [n.to_string()]);
+    }
+    assert_eq!(state.stats().n_slow_consumers, 1);
+    let closing = futures_util::FutureExt::now_or_never(slow.receiver.next()).unwrap();
+    assert!(matches!(closing, Next::Close(c) if c.code == CloseCode::SlowConsumer));
+}
+
+#[test]
+fn clients_cannot_publish_in_server_only_namespaces() {
+    let now = Instant::now();
+    let mut state = state();
+    let alice = connect(&mut state, "alice", 16);
+    let notify = ChannelName::parse("notify:alice").unwrap();
+    let error = state
+        .publish(
+            Publisher::Connection(alice.connection_id),
+            &notify,
+            json!(1),
+            None,
+            now,
+            0,
+        )
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::PermissionDenied);
+    assert!(
+        state
+            .publish(Publisher::Server, &notify, json!(1), None, now, 0)
+            .is_ok()
+    );
+    let unknown = ChannelName::parse("nope:x").unwrap();
+    let error = state
+        .subscribe(alice.connection_id, None, &unknown, None, None, now)
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::UnknownNamespace);
+}
+
+#[test]
+fn an_idempotency_key_publishes_once_within_the_window() {
+    let now = Instant::now();
+    let mut state = state();
+    let alice = connect(&mut state, "alice", 16);
+    let mut bob = connect(&mut state, "bob", 16);
+    state
+        .subscribe(bob.connection_id, None, &lobby(), None, None, now)
+        .unwrap();
+    bob.received();
+    let publish = |state: &mut HubState, at: Instant| {
+        state
+            .publish(
+                Publisher::Connection(alice.connection_id),
+                &lobby(),
+                json!({"text": "once"}),
+                Some("k1"),
+                at,
+                0,
+            )
+            .unwrap()
+    };
+    let first = publish(&mut state, now);
+    let again = publish(&mut state, now + Duration::from_secs(10));
+    assert_eq!(first, again, "the retry gets the first publish's position");
+    assert_eq!(texts(&bob.received()), ["once"]);
+    let after_window = publish(&mut state, now + Duration::from_secs(301));
+    assert_ne!(after_window, first);
+    assert_eq!(texts(&bob.received()), ["once"]);
+}
+
+#[test]
+fn sweeping_forgets_expired_history_and_empty_channels() {
+    let now = Instant::now();
+    let mut state = state();
+    let alice = connect(&mut state, "alice", 16);
+    say(&mut state, &alice, "hello", now);
+    assert_eq!(state.stats().n_channels, 1);
+    state.sweep(now + Duration::from_secs(24 * 3600 + 1));
+    assert_eq!(state.stats().n_channels, 0);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Connect(u8),
+    Disconnect(u8),
+    Subscribe(u8, u8),
+    Unsubscribe(u8, u8),
+    Publish(u8, u8),
+    Sweep(u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..4u8).prop_map(Op::Connect),
+        (0..8u8).prop_map(Op::Disconnect),
+        (0..8u8, 0..3u8).prop_map(|(c, ch)| Op::Subscribe(c, ch)),
+        (0..8u8, 0..3u8).prop_map(|(c, ch)| Op::Unsubscribe(c, ch)),
+        (0..8u8, 0..3u8).prop_map(|(c, ch)| Op::Publish(c, ch)),
+        (0..2000u16).prop_map(Op::Sweep),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn invariants_hold_under_any_sequence(ops in proptest::collection::vec(op(), 1..60)) {
+        let start = Instant::now();
+        let mut now = start;
+        let mut state = state();
+        let mut clients: Vec<Client> = Vec::new();
+        let channels = ["chat:a", "chat:b", "notify:c"].map(|c| ChannelName::parse(c).unwrap());
+        let mut last_offsets: std::collections::HashMap<(ConnectionId, ChannelName), u64> = Default::default();
+        for op in ops {
+            match op {
+                Op::Connect(user_index) => clients.push(connect(&mut state, &format!("u{user_index}"), 1024)),
+                Op::Disconnect(i) => {
+                    if let Some(client) = clients.get(i as usize) {
+                        state.disconnect(client.connection_id);
+                    }
+                }
+                Op::Subscribe(i, ch) => {
+                    if let Some(client) = clients.get(i as usize) {
+                        let _ = state.subscribe(client.connection_id, None, &channels[ch as usize], None, None, now);
+                    }
+                }
+                Op::Unsubscribe(i, ch) => {
+                    if let Some(client) = clients.get(i as usize) {
+                        let _ = state.unsubscribe(client.connection_id, &channels[ch as usize]);
+                    }
+                }
+                Op::Publish(i, ch) => {
+                    if let Some(client) = clients.get(i as usize) {
+                        let _ = state.publish(Publisher::Connection(client.connection_id), &channels[ch as usize], json!({"text": "x"}), None, now, 0);
+                    }
+                }
+                Op::Sweep(seconds) => {
+                    now += Duration::from_secs(u64::from(seconds) * 60);
+                    state.sweep(now);
+                }
+            }
+            state.check_invariants();
+            // Every subscriber sees offsets strictly increase within an epoch.
+            for client in &mut clients {
+                for message in client.received() {
+                    if let ServerMessage::Publication { channel, publication } = message
+                        && let Some(position) = publication.position
+                    {
+                        let last = last_offsets.entry((client.connection_id, channel)).or_insert(0);
+                        prop_assert!(position.offset > *last || position.offset == 1);
+                        *last = position.offset;
+                    }
+                }
+            }
+        }
+        for client in &clients {
+            state.disconnect(client.connection_id);
+        }
+        state.check_invariants();
+        prop_assert_eq!(state.stats().n_subscriptions, 0);
+    }
+}

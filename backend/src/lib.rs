@@ -1,0 +1,22 @@
+//! Rookery's server: an axum node with the real-time hub.
+//!
+//! Layout:
+//! - [`config`]: `rookery serve`'s settings (flags, env, TOML file).
+//! - [`server`]: shared state, the router ([`server::app`]) and the serve loop
+//!   ([`server::run`]) with graceful shutdown.
+//! - [`hub`]: channels, subscriptions, presence, history and fan-out, in plain
+//!   synchronous code.
+//! - [`ws`]: the `/ws` endpoint: origin check, the per-socket task, and the
+//!   session that maps commands to hub calls.
+//! - [`http`]: health, readiness, runtime settings and the built web app.
+//! - [`telemetry`]: tracing setup.
+
+pub mod config;
+pub mod http;
+pub mod hub;
+pub mod server;
+pub mod telemetry;
+pub mod ws;
+
+pub use config::{Config, ServeArgs};
+pub use server::{AppState, app, run};

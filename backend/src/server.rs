@@ -1,0 +1,139 @@
+//! The node: shared state, the router, and the serve loop with graceful
+//! shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use rookery_common::CloseCode;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::http::{health, static_files};
+use crate::hub::Hub;
+use crate::ws;
+
+/// How often expired history and idempotency keys are dropped.
+const SWEEP_PERIOD: Duration = Duration::from_secs(30);
+
+/// What every handler and connection task shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub hub: Hub,
+    pub config: Arc<Config>,
+    lifecycle: Arc<Lifecycle>,
+}
+
+#[derive(Debug, Default)]
+struct Lifecycle {
+    shutting_down: AtomicBool,
+    n_sockets: AtomicUsize,
+    all_sockets_closed: Notify,
+}
+
+/// Counts one open socket while alive.
+#[derive(Debug)]
+pub struct SocketGuard(Arc<Lifecycle>);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        if self.0.n_sockets.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.all_sockets_closed.notify_waiters();
+        }
+    }
+}
+
+impl AppState {
+    /// Builds the state; must run inside a tokio runtime (it starts the hub's
+    /// sweeper).
+    pub fn new(config: Config) -> Self {
+        let hub = Hub::new(config.namespaces.clone(), config.limits.hub.clone());
+        hub.spawn_sweeper(SWEEP_PERIOD);
+        Self {
+            hub,
+            config: Arc::new(config),
+            lifecycle: Arc::default(),
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.lifecycle.shutting_down.load(Ordering::SeqCst)
+    }
+
+    pub fn track_connection(&self) -> SocketGuard {
+        self.lifecycle.n_sockets.fetch_add(1, Ordering::SeqCst);
+        SocketGuard(self.lifecycle.clone())
+    }
+
+    pub fn n_sockets(&self) -> usize {
+        self.lifecycle.n_sockets.load(Ordering::SeqCst)
+    }
+
+    /// Turns `/readyz` to 503 and asks every socket to close with
+    /// [`CloseCode::Shutdown`] once its queued messages are written.
+    pub fn begin_shutdown(&self) {
+        self.lifecycle.shutting_down.store(true, Ordering::SeqCst);
+        self.hub
+            .with(|hub| hub.close_all(CloseCode::Shutdown, "server shutting down; reconnect"));
+    }
+
+    /// Waits until every socket has closed, or `limit` passes.
+    pub async fn wait_for_sockets(&self, limit: Duration) {
+        let all_closed = async {
+            loop {
+                let notified = self.lifecycle.all_sockets_closed.notified();
+                if self.n_sockets() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(limit, all_closed).await.is_err() {
+            tracing::warn!(
+                n_sockets = self.n_sockets(),
+                "shutdown: sockets still open at the deadline"
+            );
+        }
+    }
+}
+
+/// Every route of the node.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/config.json", get(health::client_config))
+        .fallback_service(static_files::service(&state))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then closes every socket gracefully
+/// (bounded by `drain_limit`).
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain_limit: Duration,
+) -> std::io::Result<()> {
+    let router = app(state.clone());
+    let signal_state = state.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing sockets");
+        signal_state.begin_shutdown();
+    };
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await?;
+    state.wait_for_sockets(drain_limit).await;
+    Ok(())
+}

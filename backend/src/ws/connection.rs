@@ -1,0 +1,220 @@
+//! One socket's task: a reader that decodes commands and a writer that drains
+//! the connection's outbox, ended together.
+//!
+//! Protocol violations are answered with a close frame carrying their
+//! RFC 6455 code before the socket ends; it is never just dropped.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use rookery_common::{CloseCode, ServerMessage, decode_client, encode};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::heartbeat::{Beat, Heartbeat};
+use super::session::Session;
+use crate::hub::{Closing, Next, Outbox, OutboxReceiver};
+use crate::server::AppState;
+
+/// How long the writer may take to send a final close frame to a client that
+/// may not be reading at all.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After sending a close frame, how long to keep the socket open for the
+/// client to read it. Closing a TCP socket with unread input makes the kernel
+/// send a reset, which can destroy the close frame before the client sees it.
+const LINGER: Duration = Duration::from_secs(2);
+
+pub async fn serve(socket: WebSocket, state: AppState, peer: SocketAddr) {
+    let (sink, mut stream) = socket.split();
+    let (outbox, receiver) = Outbox::new(state.config.limits.outbound_queue);
+    let _guard = state.track_connection();
+    let mut session = Session::new(state.clone(), outbox.clone());
+    tracing::debug!(%peer, "websocket opened");
+
+    let writer = write(sink, receiver);
+    tokio::pin!(writer);
+    let (sent_close, end) = tokio::select! {
+        sent_close = &mut writer => (sent_close, ReadEnd::Closing),
+        end = read(&mut stream, &mut session, &outbox, &state) => match end {
+            ReadEnd::ClientGone => (false, end),
+            // Let the writer deliver the close frame (bounded: it may be
+            // stuck on a client that does not read).
+            ReadEnd::Closing | ReadEnd::Violation => {
+                let sent = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, &mut writer)
+                    .await
+                    .unwrap_or(false);
+                (sent, end)
+            }
+        },
+    };
+    session.end();
+    if sent_close {
+        match end {
+            // After a framing error the stream reports its end at once
+            // without reading further: just hold the socket open.
+            ReadEnd::Violation => tokio::time::sleep(LINGER).await,
+            _ => linger(&mut stream).await,
+        }
+    }
+    tracing::debug!(%peer, "websocket closed");
+}
+
+/// Waits for the client's answering close (or the end of the stream), at
+/// most [`LINGER`].
+async fn linger(stream: &mut SplitStream<WebSocket>) {
+    let deadline = Instant::now() + LINGER;
+    while let Ok(Some(Ok(_))) = tokio::time::timeout_at(deadline, stream.next()).await {}
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum ReadEnd {
+    /// The client went away; nothing more to send.
+    ClientGone,
+    /// A close was requested on the outbox; the writer sends it.
+    Closing,
+    /// The client broke the WebSocket protocol; the writer sends the close.
+    Violation,
+}
+
+async fn read(
+    stream: &mut SplitStream<WebSocket>,
+    session: &mut Session,
+    outbox: &Outbox,
+    state: &AppState,
+) -> ReadEnd {
+    let limits = &state.config.limits;
+    let mut heartbeat = Heartbeat::new(limits.ping_interval, Instant::now());
+    let mut ticks =
+        tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let connect_deadline = tokio::time::sleep(limits.connect_timeout);
+    tokio::pin!(connect_deadline);
+
+    loop {
+        if outbox.is_closing() {
+            return ReadEnd::Closing;
+        }
+        tokio::select! {
+            message = stream.next() => {
+                let Some(message) = message else { return ReadEnd::ClientGone };
+                heartbeat.heard(Instant::now());
+                match message {
+                    Ok(Message::Text(text)) => match decode_client(text.as_str()) {
+                        Ok(command) => session.handle(command),
+                        Err(error) => session.error(error.id, error.code, error.message),
+                    },
+                    Ok(Message::Binary(_)) => {
+                        outbox.close(
+                            CloseCode::UnsupportedData,
+                            "binary frames are not part of rookery.v1.json",
+                            false,
+                        );
+                    }
+                    // tungstenite answers pings itself; a pong is just a sign of life.
+                    Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                    Ok(Message::Close(_)) => return ReadEnd::ClientGone,
+                    Err(error) => match violation(error) {
+                        Some((code, reason)) => {
+                            outbox.close(code, reason, false);
+                            return ReadEnd::Violation;
+                        }
+                        None => return ReadEnd::ClientGone,
+                    },
+                }
+            }
+            () = &mut connect_deadline, if !session.is_connected() => {
+                outbox.close(CloseCode::ConnectTimeout, "no connect command in time", false);
+            }
+            _ = ticks.tick() => match heartbeat.tick(Instant::now()) {
+                Beat::Ping => session.reply(&ServerMessage::Ping {}),
+                Beat::TimedOut => {
+                    outbox.close(
+                        CloseCode::HeartbeatTimeout,
+                        "no message or pong in two ping intervals",
+                        false,
+                    );
+                }
+            },
+        }
+    }
+}
+
+/// The close code for a read error that is the client's fault, or `None`
+/// when the connection simply ended.
+fn violation(error: axum::Error) -> Option<(CloseCode, &'static str)> {
+    let error = error.into_inner();
+    let error = error.downcast_ref::<tungstenite::Error>()?;
+    match error {
+        tungstenite::Error::Capacity(_) => Some((CloseCode::MessageTooBig, "message too big")),
+        tungstenite::Error::Utf8(_) => {
+            Some((CloseCode::InvalidPayload, "invalid utf-8 in a text frame"))
+        }
+        tungstenite::Error::Protocol(_) => {
+            Some((CloseCode::ProtocolError, "websocket protocol error"))
+        }
+        _ => None,
+    }
+}
+
+/// Writes queued frames until a close is requested; returns whether a close
+/// frame was sent.
+async fn write(mut sink: SplitSink<WebSocket, Message>, mut receiver: OutboxReceiver) -> bool {
+    loop {
+        match receiver.next().await {
+            Next::Frame(frame) => {
+                // Batch what is already queued into one flush: one syscall for
+                // many frames under load.
+                if sink.feed(Message::Text(frame)).await.is_err() {
+                    return false;
+                }
+                while let Some(frame) = receiver.try_next_frame() {
+                    if sink.feed(Message::Text(frame)).await.is_err() {
+                        return false;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return false;
+                }
+            }
+            Next::Close(closing) => {
+                return tokio::time::timeout(CLOSE_WRITE_TIMEOUT, close(&mut sink, closing))
+                    .await
+                    .is_ok();
+            }
+        }
+    }
+}
+
+async fn close(sink: &mut SplitSink<WebSocket, Message>, closing: Closing) {
+    // Application codes get a `disconnect` push first, which clients that
+    // cannot see close codes (some proxies rewrite them) can still act on.
+    let code = closing.code.number();
+    if code >= 4000
+        || matches!(
+            closing.code,
+            CloseCode::GoingAway | CloseCode::ServiceRestart
+        )
+    {
+        let push = ServerMessage::Disconnect {
+            code: closing.code,
+            reason: closing.reason.clone(),
+            reconnect: closing.code.reconnect() != rookery_common::Reconnect::Never,
+        };
+        let _ = sink.feed(Message::Text(encode(&push).into())).await;
+    }
+    let mut reason = closing.reason;
+    // A close frame's reason must fit in 123 bytes.
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+    let _ = sink.close().await;
+}

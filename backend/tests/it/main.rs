@@ -1,0 +1,7 @@
+//! Integration stories against a real server on 127.0.0.1:0, spoken to by
+//! real WebSocket and HTTP clients.
+
+mod bad_input;
+mod chat;
+mod lifecycle;
+mod support;

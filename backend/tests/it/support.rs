@@ -1,0 +1,325 @@
+//! A real server on an ephemeral port, and a protocol client for stories.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rookery::{AppState, Config};
+use rookery_common::codec::encode_client;
+use rookery_common::{ChannelName, ClientMessage, CommandId, ServerMessage, decode_server};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a story waits for any one event before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub address: SocketAddr,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    _dist: tempdir::TempDir,
+}
+
+/// A throwaway directory, removed on drop.
+mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("rookery-it-{:016x}", rand_u64()));
+            std::fs::create_dir_all(&path).unwrap();
+            Self(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn rand_u64() -> u64 {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(std::time::SystemTime::now())
+    }
+}
+
+pub const INDEX_HTML: &str = "<!doctype html><title>Rookery test app</title>";
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
+        let dist = tempdir::TempDir::new();
+        std::fs::write(dist.path().join("index.html"), INDEX_HTML).unwrap();
+        std::fs::write(dist.path().join("app.js"), "console.log('app')").unwrap();
+        let mut config = Config::for_tests();
+        config.dist_dir = PathBuf::from(dist.path());
+        config.data_dir = dist.path().join("data");
+        configure(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let state = AppState::new(config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(rookery::run(
+            listener,
+            state.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(5),
+        ));
+        Self {
+            address,
+            state,
+            stop: Some(stop),
+            task,
+            _dist: dist,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.address)
+    }
+
+    /// Sends the shutdown signal and waits for the server to finish.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        within(&mut self.task).await.expect("server task")
+    }
+
+    /// A connected client with display name `name`.
+    pub async fn client(&self, name: &str) -> TestClient {
+        let mut client = TestClient::open(&self.ws_url()).await;
+        client.connect(name, None).await;
+        client
+    }
+}
+
+pub async fn within<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, future)
+        .await
+        .expect("timed out waiting for an event")
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct TestClient {
+    pub socket: Socket,
+    next_id: u64,
+    /// Messages read while waiting for a reply, handed out by `recv` first.
+    pending: std::collections::VecDeque<ServerMessage>,
+    /// How long `recv` waits; stories under a paused clock raise it above
+    /// the server's timers.
+    pub wait: Duration,
+}
+
+/// How a socket ended, seen from the client.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl TestClient {
+    pub async fn open(url: &str) -> Self {
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket opens");
+        Self {
+            socket,
+            next_id: 1,
+            pending: Default::default(),
+            wait: WAIT,
+        }
+    }
+
+    pub async fn open_with_origin(
+        url: &str,
+        origin: &str,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self {
+            socket,
+            next_id: 1,
+            pending: Default::default(),
+            wait: WAIT,
+        })
+    }
+
+    pub fn next_id(&mut self) -> Option<CommandId> {
+        let id = CommandId(self.next_id);
+        self.next_id += 1;
+        Some(id)
+    }
+
+    pub async fn send(&mut self, message: &ClientMessage) {
+        self.send_text(&encode_client(message)).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket
+            .send(Message::text(text))
+            .await
+            .expect("send succeeds");
+    }
+
+    /// The next server message, skipping heartbeat pings.
+    pub async fn recv(&mut self) -> ServerMessage {
+        if let Some(message) = self.pending.pop_front() {
+            return message;
+        }
+        self.recv_from_socket(true).await
+    }
+
+    /// The next server message, heartbeat pings included.
+    pub async fn recv_with_pings(&mut self) -> ServerMessage {
+        if let Some(message) = self.pending.pop_front() {
+            return message;
+        }
+        self.recv_from_socket(false).await
+    }
+
+    async fn recv_from_socket(&mut self, skip_pings: bool) -> ServerMessage {
+        loop {
+            let message = tokio::time::timeout(self.wait, self.socket.next())
+                .await
+                .expect("timed out waiting for a message")
+                .expect("socket still open")
+                .expect("no socket error");
+            match message {
+                Message::Text(text) => {
+                    let message = decode_server(text.as_str()).expect("valid server message");
+                    if !skip_pings || message != (ServerMessage::Ping {}) {
+                        return message;
+                    }
+                }
+                Message::Close(frame) => panic!("socket closed unexpectedly: {frame:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends a command with a fresh id and returns the reply with that id;
+    /// what arrives in between stays queued for `recv`.
+    pub async fn request(
+        &mut self,
+        build: impl FnOnce(Option<CommandId>) -> ClientMessage,
+    ) -> ServerMessage {
+        let id = self.next_id();
+        self.send(&build(id)).await;
+        loop {
+            let message = self.recv_from_socket(true).await;
+            if message.reply_to() == id {
+                return message;
+            }
+            self.pending.push_back(message);
+        }
+    }
+
+    pub async fn connect(&mut self, name: &str, anonymous_id: Option<&str>) -> ServerMessage {
+        let reply = self
+            .request(|id| ClientMessage::Connect {
+                id,
+                token: None,
+                name: Some(name.into()),
+                anonymous_id: anonymous_id.map(Into::into),
+            })
+            .await;
+        assert!(
+            matches!(reply, ServerMessage::Connected { .. }),
+            "{reply:?}"
+        );
+        reply
+    }
+
+    pub async fn subscribe(&mut self, channel: &str) -> ServerMessage {
+        let channel = ChannelName::parse(channel).unwrap();
+        let reply = self
+            .request(|id| ClientMessage::Subscribe {
+                id,
+                channel,
+                since: None,
+                rewind: None,
+            })
+            .await;
+        assert!(
+            matches!(reply, ServerMessage::Subscribed { .. }),
+            "{reply:?}"
+        );
+        reply
+    }
+
+    pub async fn publish(&mut self, channel: &str, data: serde_json::Value) -> ServerMessage {
+        let channel = ChannelName::parse(channel).unwrap();
+        self.request(|id| ClientMessage::Publish {
+            id,
+            channel,
+            data,
+            idempotency_key: None,
+        })
+        .await
+    }
+
+    /// The next publication's data, skipping presence pushes.
+    pub async fn next_publication(&mut self) -> serde_json::Value {
+        loop {
+            if let ServerMessage::Publication { publication, .. } = self.recv().await {
+                return publication.data;
+            }
+        }
+    }
+
+    /// Reads until the server closes the socket; returns its close frame.
+    pub async fn closed(&mut self) -> Closed {
+        self.closed_within(WAIT).await
+    }
+
+    /// Like `closed`, for stories under a paused clock where the server's
+    /// timers are longer than [`WAIT`].
+    pub async fn closed_within(&mut self, limit: Duration) -> Closed {
+        loop {
+            let next = tokio::time::timeout(limit, self.socket.next())
+                .await
+                .expect("timed out waiting for the close");
+            match next {
+                Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
+                    return Closed {
+                        code: code.into(),
+                        reason: reason.to_string(),
+                    };
+                }
+                Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => panic!("socket ended without a close frame: {error}"),
+                None => panic!("socket ended without a close frame"),
+            }
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Text-frame codec of protocol v1, and the classification of bad input into
+//! the documented error codes.
+
+use serde::Deserialize;
+
+use crate::channel::ChannelName;
+use crate::codes::ErrorCode;
+use crate::protocol::{ClientMessage, CommandId, ServerMessage};
+
+/// Why a frame could not be read as a command. Carries the command's `id`
+/// when the frame was JSON with a numeric `id`, so even a bad command gets
+/// its one reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DecodeError {
+    pub id: Option<CommandId>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+pub fn encode(message: &ServerMessage) -> String {
+    // Serializing these types cannot fail: every map key is a string and no
+    // value is a float that JSON cannot hold (data is already a JSON value).
+    serde_json::to_string(message).expect("server messages serialize")
+}
+
+pub fn encode_client(message: &ClientMessage) -> String {
+    serde_json::to_string(message).expect("client messages serialize")
+}
+
+pub fn decode_server(text: &str) -> Result<ServerMessage, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+pub fn decode_client(text: &str) -> Result<ClientMessage, DecodeError> {
+    serde_json::from_str(text).map_err(|error| classify(text, &error))
+}
+
+/// Only read on the error path: the parts of a frame needed to say what was
+/// wrong with it.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: Option<serde_json::Value>,
+    id: Option<serde_json::Value>,
+    channel: Option<serde_json::Value>,
+}
+
+fn classify(text: &str, error: &serde_json::Error) -> DecodeError {
+    let Ok(envelope) = serde_json::from_str::<Envelope>(text) else {
+        return DecodeError {
+            id: None,
+            code: ErrorCode::BadRequest,
+            message: format!("malformed json: {error}"),
+        };
+    };
+    let id = envelope
+        .id
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+        .map(CommandId);
+    let kind = match envelope.kind {
+        Some(serde_json::Value::String(kind)) => kind,
+        Some(_) => return bad_request(id, "`type` must be a string".into()),
+        None => return bad_request(id, "missing `type`".into()),
+    };
+    if !ClientMessage::KINDS.contains(&kind.as_str()) {
+        return DecodeError {
+            id,
+            code: ErrorCode::UnknownCommand,
+            message: format!("unknown command type {kind:?}"),
+        };
+    }
+    if let Some(serde_json::Value::String(channel)) = &envelope.channel
+        && let Err(reason) = ChannelName::parse(channel)
+    {
+        return DecodeError {
+            id,
+            code: ErrorCode::InvalidChannel,
+            message: format!("invalid channel {:?}: {reason}", truncate(channel, 80)),
+        };
+    }
+    bad_request(id, format!("invalid {kind}: {error}"))
+}
+
+fn bad_request(id: Option<CommandId>, message: String) -> DecodeError {
+    DecodeError {
+        id,
+        code: ErrorCode::BadRequest,
+        message,
+    }
+}
+
+/// Shortens what a client sent before echoing it in an error.
+fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::codes::CloseCode;
+    use crate::protocol::{ConnectionId, Publication, StreamPosition};
+    use crate::user::{UserId, UserInfo};
+
+    fn check(text: &str, expect_code: ErrorCode, expect_id: Option<u64>) {
+        let error = decode_client(text).expect_err(text);
+        assert_eq!(error.code, expect_code, "{text}: {}", error.message);
+        assert_eq!(error.id, expect_id.map(CommandId), "{text}");
+    }
+
+    #[test]
+    fn bad_frames_get_their_codes() {
+        check("not json", ErrorCode::BadRequest, None);
+        check("{\"type\":\"publish\"", ErrorCode::BadRequest, None);
+        check("[1,2]", ErrorCode::BadRequest, None);
+        check("{\"id\":4}", ErrorCode::BadRequest, Some(4));
+        check("{\"type\":7,\"id\":4}", ErrorCode::BadRequest, Some(4));
+        check(
+            "{\"type\":\"teleport\",\"id\":9}",
+            ErrorCode::UnknownCommand,
+            Some(9),
+        );
+        check(
+            "{\"type\":\"subscribe\",\"id\":2,\"channel\":\"no namespace\"}",
+            ErrorCode::InvalidChannel,
+            Some(2),
+        );
+        check(
+            "{\"type\":\"subscribe\",\"id\":3,\"channel\":\"chat:x\",\"sinse\":1}",
+            ErrorCode::BadRequest,
+            Some(3),
+        );
+        check(
+            "{\"type\":\"publish\",\"id\":5,\"channel\":\"chat:x\"}",
+            ErrorCode::BadRequest,
+            Some(5),
+        );
+        check(
+            "{\"type\":\"subscribe\",\"id\":6,\"channel\":\"chat:x\",\"since\":{\"epoch\":\"e\",\"offset\":-1}}",
+            ErrorCode::BadRequest,
+            Some(6),
+        );
+    }
+
+    #[test]
+    fn commands_read_like_the_protocol() {
+        let message = decode_client(
+            r#"{"type":"subscribe","id":1,"channel":"chat:lobby","since":{"epoch":"ab","offset":7}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            message,
+            ClientMessage::Subscribe {
+                id: Some(CommandId(1)),
+                channel: ChannelName::parse("chat:lobby").unwrap(),
+                since: Some(StreamPosition {
+                    epoch: "ab".into(),
+                    offset: 7
+                }),
+                rewind: None,
+            }
+        );
+        assert_eq!(
+            decode_client(r#"{"type":"pong"}"#).unwrap(),
+            ClientMessage::Pong {}
+        );
+    }
+
+    #[test]
+    fn publication_push_is_flat() {
+        let push = ServerMessage::Publication {
+            channel: ChannelName::parse("chat:lobby").unwrap(),
+            publication: Publication {
+                position: Some(StreamPosition {
+                    epoch: "e1".into(),
+                    offset: 3,
+                }),
+                data: json!({"text": "hi"}),
+                sender: None,
+                time: 5,
+            },
+        };
+        let value: serde_json::Value = serde_json::from_str(&encode(&push)).unwrap();
+        assert_eq!(
+            value,
+            json!({"type":"publication","channel":"chat:lobby","position":{"epoch":"e1","offset":3},"data":{"text":"hi"},"time":5})
+        );
+    }
+
+    fn channel() -> impl Strategy<Value = ChannelName> {
+        ("[a-z][a-z0-9_-]{0,8}", "[A-Za-z0-9_.@-]{1,12}")
+            .prop_map(|(namespace, name)| ChannelName::new(&namespace, &name).unwrap())
+    }
+
+    fn id() -> impl Strategy<Value = Option<CommandId>> {
+        proptest::option::of(any::<u64>().prop_map(CommandId))
+    }
+
+    fn position() -> impl Strategy<Value = StreamPosition> {
+        ("[a-z0-9]{0,8}", any::<u64>()).prop_map(|(epoch, offset)| StreamPosition { epoch, offset })
+    }
+
+    fn data() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            ".{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[a-z]{1,4}", inner, 0..4)
+                    .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn user() -> impl Strategy<Value = UserInfo> {
+        ("[a-z0-9-]{1,10}", ".{1,10}").prop_map(|(user, name)| UserInfo::new(UserId(user), name))
+    }
+
+    fn members() -> impl Strategy<Value = Vec<UserInfo>> {
+        proptest::collection::vec(user(), 0..3)
+    }
+
+    fn publication() -> impl Strategy<Value = Publication> {
+        (
+            proptest::option::of(position()),
+            data(),
+            proptest::option::of(user()),
+            any::<u64>(),
+        )
+            .prop_map(|(position, data, sender, time)| Publication {
+                position,
+                data,
+                sender,
+                time,
+            })
+    }
+
+    fn client_message() -> impl Strategy<Value = ClientMessage> {
+        let text = proptest::option::of(".{0,16}");
+        prop_oneof![
+            (id(), text.clone(), text.clone(), text).prop_map(|(id, token, name, anonymous_id)| {
+                ClientMessage::Connect {
+                    id,
+                    token,
+                    name,
+                    anonymous_id,
+                }
+            }),
+            (
+                id(),
+                channel(),
+                proptest::option::of(position()),
+                proptest::option::of(any::<u32>())
+            )
+                .prop_map(|(id, channel, since, rewind)| ClientMessage::Subscribe {
+                    id,
+                    channel,
+                    since,
+                    rewind,
+                }),
+            (id(), channel()).prop_map(|(id, channel)| ClientMessage::Unsubscribe { id, channel }),
+            (
+                id(),
+                channel(),
+                data(),
+                proptest::option::of("[a-z0-9]{1,8}")
+            )
+                .prop_map(|(id, channel, data, idempotency_key)| {
+                    ClientMessage::Publish {
+                        id,
+                        channel,
+                        data,
+                        idempotency_key,
+                    }
+                }),
+            (id(), channel()).prop_map(|(id, channel)| ClientMessage::Presence { id, channel }),
+            (
+                id(),
+                channel(),
+                proptest::option::of(position()),
+                proptest::option::of(any::<u32>())
+            )
+                .prop_map(|(id, channel, since, limit)| ClientMessage::History {
+                    id,
+                    channel,
+                    since,
+                    limit,
+                }),
+            id().prop_map(|id| ClientMessage::Ping { id }),
+            Just(ClientMessage::Pong {}),
+        ]
+    }
+
+    fn server_message() -> impl Strategy<Value = ServerMessage> {
+        prop_oneof![
+            (id(), any::<u64>(), user(), any::<u64>(), any::<u32>()).prop_map(
+                |(id, connection, user, ping, max)| ServerMessage::Connected {
+                    id,
+                    connection: ConnectionId(connection),
+                    user,
+                    ping_interval_ms: ping,
+                    max_message_size: max as usize,
+                }
+            ),
+            (
+                id(),
+                channel(),
+                proptest::option::of(position()),
+                proptest::option::of(any::<bool>()),
+                proptest::collection::vec(publication(), 0..3),
+                proptest::option::of(members())
+            )
+                .prop_map(
+                    |(id, channel, position, recovered, publications, members)| {
+                        ServerMessage::Subscribed {
+                            id,
+                            channel,
+                            position,
+                            recovered,
+                            publications,
+                            members,
+                        }
+                    }
+                ),
+            (id(), channel()).prop_map(|(id, channel)| ServerMessage::Unsubscribed { id, channel }),
+            (id(), channel(), proptest::option::of(position())).prop_map(
+                |(id, channel, position)| ServerMessage::Published {
+                    id,
+                    channel,
+                    position
+                }
+            ),
+            (id(), channel(), members()).prop_map(|(id, channel, members)| {
+                ServerMessage::Presence {
+                    id,
+                    channel,
+                    members,
+                }
+            }),
+            (
+                id(),
+                channel(),
+                proptest::option::of(position()),
+                proptest::collection::vec(publication(), 0..3)
+            )
+                .prop_map(|(id, channel, position, publications)| {
+                    ServerMessage::History {
+                        id,
+                        channel,
+                        position,
+                        publications,
+                    }
+                }),
+            id().prop_map(|id| ServerMessage::Pong { id }),
+            (id(), proptest::sample::select(ErrorCode::ALL), ".{0,20}")
+                .prop_map(|(id, code, message)| ServerMessage::Error { id, code, message }),
+            (channel(), publication()).prop_map(|(channel, publication)| {
+                ServerMessage::Publication {
+                    channel,
+                    publication,
+                }
+            }),
+            (channel(), user())
+                .prop_map(|(channel, member)| ServerMessage::Join { channel, member }),
+            (channel(), user())
+                .prop_map(|(channel, member)| ServerMessage::Leave { channel, member }),
+            Just(ServerMessage::Ping {}),
+            (
+                proptest::sample::select(CloseCode::ALL),
+                ".{0,20}",
+                any::<bool>()
+            )
+                .prop_map(|(code, reason, reconnect)| ServerMessage::Disconnect {
+                    code,
+                    reason,
+                    reconnect,
+                }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_client_message_round_trips(message in client_message()) {
+            let text = encode_client(&message);
+            prop_assert_eq!(decode_client(&text).unwrap(), message);
+        }
+
+        #[test]
+        fn every_server_message_round_trips(message in server_message()) {
+            let text = encode(&message);
+            prop_assert_eq!(decode_server(&text).unwrap(), message);
+        }
+
+        #[test]
+        fn decoding_arbitrary_text_never_panics(text in ".{0,64}") {
+            let _ = decode_client(&text);
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Rookery's protocol, shared by the server and the browser app.
+//!
+//! Nothing here does I/O or depends on an async runtime, so the crate builds
+//! for `wasm32-unknown-unknown` as well as natively. Every type that crosses
+//! the socket is defined here and nowhere else.
+//!
+//! Layout:
+//! - [`channel`]: channel names (`namespace:name`) and their rules.
+//! - [`codes`]: the one table of error codes (command replies) and close codes
+//!   (connection ends), each saying whether a client should reconnect.
+//! - [`protocol`]: the commands a client sends and the messages a server sends.
+//! - [`codec`]: text-frame encoding and the decoder that classifies bad input.
+//! - [`user`]: user identity and the colour every side derives from it.
+//! - [`backoff`]: the reconnect delay policy clients follow.
+
+pub mod backoff;
+pub mod channel;
+pub mod codec;
+pub mod codes;
+pub mod protocol;
+pub mod user;
+
+pub use channel::{ChannelName, ChannelNameError};
+pub use codec::{DecodeError, decode_client, decode_server, encode};
+pub use codes::{CloseCode, ErrorCode, Reconnect};
+pub use protocol::{
+    ClientMessage, CommandId, ConnectionId, Publication, ServerMessage, StreamPosition,
+};
+pub use user::{UserId, UserInfo};
+
+/// The WebSocket subprotocol of protocol v1 with JSON text frames.
+pub const SUBPROTOCOL_JSON: &str = "rookery.v1.json";
