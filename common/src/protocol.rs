@@ -79,8 +79,10 @@ pub enum ClientMessage {
         anonymous_id: Option<String>,
     },
     /// Subscribe. With `since`, the reply also holds every publication after
-    /// that position (recovery); otherwise with `rewind`, the newest `rewind`
-    /// publications (history on join).
+    /// that position and `recovered: true` (recovery); when history no longer
+    /// covers the gap it says `recovered: false` and holds the newest
+    /// `rewind` publications instead, as fresh state. Without `since`,
+    /// `rewind` asks for the newest publications (history on join).
     Subscribe {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<CommandId>,

@@ -52,8 +52,4 @@ impl IdempotencyCache {
             self.positions.remove(&(channel, key));
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.positions.len()
-    }
 }

@@ -171,9 +171,19 @@ impl HubState {
         let (position, recovered, publications) = match &mut entry.history {
             Some(history) => {
                 let (recovered, publications) = match (since, rewind) {
-                    (Some(since), _) => {
+                    (Some(since), rewind) => {
                         let recovery = history.since(since, now);
-                        (Some(recovery.recovered), recovery.publications)
+                        if recovery.recovered {
+                            (Some(true), recovery.publications)
+                        } else {
+                            // The gap is lost: hand over fresh state instead
+                            // (when asked for), flagged so the client
+                            // replaces rather than appends.
+                            let fresh = rewind.map_or_else(Vec::new, |rewind| {
+                                history.latest(rewind as usize, now)
+                            });
+                            (Some(false), fresh)
+                        }
                     }
                     (None, Some(rewind)) => (None, history.latest(rewind as usize, now)),
                     (None, None) => (None, Vec::new()),

@@ -164,11 +164,39 @@ fn resubscribing_from_a_position_recovers_exactly_the_gap() {
         .unwrap();
     assert!(matches!(
         &bob.received()[..],
-        [ServerMessage::Subscribed {
-            recovered: Some(false),
-            ..
-        }]
+        [ServerMessage::Subscribed { recovered: Some(false), publications, .. }] if publications.is_empty()
     ));
+    // With `rewind`, a lost gap comes back as fresh state, flagged as such.
+    state.unsubscribe(bob.connection_id, &lobby()).unwrap();
+    state
+        .subscribe(
+            bob.connection_id,
+            None,
+            &lobby(),
+            Some(&stale),
+            Some(2),
+            now,
+        )
+        .unwrap();
+    match &bob.received()[..] {
+        [
+            ServerMessage::Subscribed {
+                recovered: Some(false),
+                publications,
+                ..
+            },
+        ] => {
+            assert_eq!(texts_of(publications), ["two", "three"]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn texts_of(publications: &[rookery_common::Publication]) -> Vec<String> {
+    publications
+        .iter()
+        .map(|p| p.data["text"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]

@@ -65,7 +65,7 @@ impl AllowedOrigins {
         match self {
             AllowedOrigins::Any => Ok(()),
             AllowedOrigins::SameHostAnd(origins) => {
-                if origins.iter().any(|allowed| *allowed == origin_text) {
+                if origins.contains(&origin_text) {
                     return Ok(());
                 }
                 let authority = origin_text.split_once("://").map(|(_, rest)| rest);

@@ -61,7 +61,7 @@ impl Session {
                     token,
                     name,
                     anonymous_id,
-                } => self.connect(id, token, name, anonymous_id),
+                } => self.connect(id, token.as_deref(), name.as_deref(), anonymous_id),
                 ClientMessage::Ping { id } => self.reply(&ServerMessage::Pong { id }),
                 ClientMessage::Pong {} => {}
                 _ => self.error(id, ErrorCode::NotConnected, "send connect first"),
@@ -151,8 +151,8 @@ impl Session {
     fn connect(
         &mut self,
         id: Option<CommandId>,
-        token: Option<String>,
-        name: Option<String>,
+        token: Option<&str>,
+        name: Option<&str>,
         anonymous_id: Option<String>,
     ) {
         if token.is_some() {
@@ -163,7 +163,7 @@ impl Session {
             );
             return;
         }
-        let Some(name) = name.as_deref().and_then(normalize_display_name) else {
+        let Some(name) = name.and_then(normalize_display_name) else {
             self.error(
                 id,
                 ErrorCode::InvalidName,

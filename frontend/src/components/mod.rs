@@ -1,0 +1,4 @@
+//! Pieces several pages use.
+
+pub mod connection_status;
+pub mod name_form;

@@ -1,0 +1,38 @@
+//! Rookery's web app: Leptos, rendered in the browser.
+//!
+//! Layout:
+//! - [`socket`]: the one module that owns the WebSocket ([`socket::Connection`]).
+//! - [`identity`]: the display name and anonymous id this browser uses.
+//! - [`chat`]: the chat room's state, updated by channel events.
+//! - [`pages`]: one component per route.
+//! - [`components`]: pieces shared by pages.
+
+pub mod chat;
+pub mod components;
+pub mod identity;
+pub mod pages;
+pub mod socket;
+
+use leptos::prelude::*;
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+use crate::identity::Identity;
+use crate::pages::chat_room::ChatRoomPage;
+use crate::pages::home::HomePage;
+use crate::pages::not_found::NotFoundPage;
+
+#[component]
+pub fn App() -> impl IntoView {
+    let identity = Identity::load();
+    provide_context(identity);
+    socket::provide_connection(identity);
+    view! {
+        <Router>
+            <Routes fallback=NotFoundPage>
+                <Route path=path!("/") view=HomePage />
+                <Route path=path!("/chat/:room") view=ChatRoomPage />
+            </Routes>
+        </Router>
+    }
+}
