@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
+use crate::auth::Verifier;
 use crate::hub::{HubLimits, NamespaceConfig, Namespaces};
 use crate::ws::origin::AllowedOrigins;
 
@@ -60,6 +61,45 @@ pub struct ServeArgs {
     #[arg(long, env = "ROOKERY_IDEMPOTENCY_WINDOW")]
     pub idempotency_window: Option<u64>,
 
+    /// Publishes per second one connection may make (burst: twice this);
+    /// more get error 111 [default: 20]
+    #[arg(long, env = "ROOKERY_MAX_PUBLISH_RATE")]
+    pub max_publish_rate: Option<u32>,
+
+    /// Commands per second one connection may send (burst: twice this);
+    /// more close it with 4102 [default: 200]
+    #[arg(long, env = "ROOKERY_MAX_COMMAND_RATE")]
+    pub max_command_rate: Option<u32>,
+
+    /// WebSocket connections one IP address may hold; more are closed with
+    /// 4101 [default: 100]
+    #[arg(long, env = "ROOKERY_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+
+    /// Members one channel's presence may hold; more get error 116
+    /// [default: 1000]
+    #[arg(long, env = "ROOKERY_MAX_PRESENCE")]
+    pub max_presence: Option<usize>,
+
+    /// Key for the HTTP API, sent as `Authorization: Bearer <key>`; the API
+    /// answers 401 without it [default: none, API disabled]
+    #[arg(long, env = "ROOKERY_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// HS256 secret for connection and subscription tokens
+    #[arg(long, env = "ROOKERY_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// PEM file with the RSA (RS256) or P-256 (ES256) public key tokens are
+    /// signed for (instead of --jwt-secret)
+    #[arg(long, env = "ROOKERY_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Accept connections without a token (display name only)
+    /// [default: true]
+    #[arg(long, env = "ROOKERY_ANONYMOUS")]
+    pub anonymous: Option<bool>,
+
     /// Log format: text or json [default: text]
     #[arg(long, env = "ROOKERY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -100,7 +140,7 @@ pub enum ConfigError {
 }
 
 /// The settings a server runs with, every default applied.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -109,6 +149,27 @@ pub struct Config {
     pub limits: Limits,
     pub namespaces: Namespaces,
     pub log_format: LogFormat,
+    /// The HTTP API's key; `None` disables the API.
+    pub api_key: Option<String>,
+    /// How tokens are verified; `None` when no key is configured.
+    pub verifier: Option<Verifier>,
+    pub allow_anonymous: bool,
+}
+
+impl std::fmt::Debug for Config {
+    // By hand, so the API key can never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("dist_dir", &self.dist_dir)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("limits", &self.limits)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("verifier", &self.verifier)
+            .field("allow_anonymous", &self.allow_anonymous)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Per-connection limits.
@@ -123,6 +184,9 @@ pub struct Limits {
     /// cost over a gigabyte at 10k idle connections.
     pub read_buffer_size: usize,
     pub write_buffer_size: usize,
+    pub max_publish_rate: u32,
+    pub max_command_rate: u32,
+    pub max_connections_per_ip: usize,
     pub hub: HubLimits,
 }
 
@@ -135,6 +199,9 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(10),
             read_buffer_size: 4 * 1024,
             write_buffer_size: 8 * 1024,
+            max_publish_rate: 20,
+            max_command_rate: 200,
+            max_connections_per_ip: 100,
             hub: HubLimits::default(),
         }
     }
@@ -173,6 +240,59 @@ impl Config {
         }
         let mut namespaces = Namespaces::default();
         namespaces.extend(args.namespaces);
+        let verifier =
+            match (&args.jwt_secret, &args.jwt_public_key) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        name: "jwt_secret",
+                        message: "give --jwt-secret or --jwt-public-key, not both".into(),
+                    });
+                }
+                (Some(secret), None) if secret.len() < 16 => {
+                    return Err(ConfigError::Invalid {
+                        name: "jwt_secret",
+                        message: "must be at least 16 bytes".into(),
+                    });
+                }
+                (Some(secret), None) => {
+                    Some(Verifier::hs256(secret.as_bytes()).map_err(|message| {
+                        ConfigError::Invalid {
+                            name: "jwt_secret",
+                            message,
+                        }
+                    })?)
+                }
+                (None, Some(path)) => Some(Verifier::load_public_key(path).map_err(|message| {
+                    ConfigError::Invalid {
+                        name: "jwt_public_key",
+                        message,
+                    }
+                })?),
+                (None, None) => None,
+            };
+        if args.api_key.as_ref().is_some_and(|key| key.len() < 16) {
+            return Err(ConfigError::Invalid {
+                name: "api_key",
+                message: "must be at least 16 characters".into(),
+            });
+        }
+        let rate = |value: Option<u32>, default: u32, name: &'static str| match value {
+            Some(0) => Err(ConfigError::Invalid {
+                name,
+                message: "must be at least 1".into(),
+            }),
+            value => Ok(value.unwrap_or(default)),
+        };
+        let max_publish_rate = rate(
+            args.max_publish_rate,
+            defaults.max_publish_rate,
+            "max_publish_rate",
+        )?;
+        let max_command_rate = rate(
+            args.max_command_rate,
+            defaults.max_command_rate,
+            "max_command_rate",
+        )?;
         Ok(Self {
             listen: args
                 .listen
@@ -191,7 +311,17 @@ impl Config {
                     .unwrap_or(defaults.outbound_queue)
                     .max(1),
                 ping_interval,
+                max_publish_rate,
+                max_command_rate,
+                max_connections_per_ip: args
+                    .max_connections_per_ip
+                    .unwrap_or(defaults.max_connections_per_ip)
+                    .max(1),
                 hub: HubLimits {
+                    max_presence_members: args
+                        .max_presence
+                        .unwrap_or(defaults.hub.max_presence_members)
+                        .max(1),
                     max_subscriptions_per_connection: args
                         .max_subscriptions
                         .unwrap_or(defaults.hub.max_subscriptions_per_connection),
@@ -203,6 +333,9 @@ impl Config {
             },
             namespaces,
             log_format: args.log_format.unwrap_or_default(),
+            api_key: args.api_key,
+            verifier,
+            allow_anonymous: args.anonymous.unwrap_or(true),
         })
     }
 }
@@ -220,6 +353,14 @@ impl ServeArgs {
             max_subscriptions: self.max_subscriptions.or(file.max_subscriptions),
             ping_interval: self.ping_interval.or(file.ping_interval),
             idempotency_window: self.idempotency_window.or(file.idempotency_window),
+            max_publish_rate: self.max_publish_rate.or(file.max_publish_rate),
+            max_command_rate: self.max_command_rate.or(file.max_command_rate),
+            max_connections_per_ip: self.max_connections_per_ip.or(file.max_connections_per_ip),
+            max_presence: self.max_presence.or(file.max_presence),
+            api_key: self.api_key.or(file.api_key),
+            jwt_secret: self.jwt_secret.or(file.jwt_secret),
+            jwt_public_key: self.jwt_public_key.or(file.jwt_public_key),
+            anonymous: self.anonymous.or(file.anonymous),
             log_format: self.log_format.or(file.log_format),
             config: self.config,
             namespaces: file.namespaces,

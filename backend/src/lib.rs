@@ -8,12 +8,19 @@
 //!   synchronous code.
 //! - [`ws`]: the `/ws` endpoint: origin check, the per-socket task, and the
 //!   session that maps commands to hub calls.
-//! - [`http`]: health, readiness, runtime settings and the built web app.
+//! - [`http`]: health, readiness, metrics, runtime settings and the built
+//!   web app.
+//! - [`api`]: the HTTP API under `/api/v1` (API key, OpenAPI document).
+//! - [`auth`]: verifying and minting JWTs.
+//! - [`metrics`]: the Prometheus exposition.
 //! - [`telemetry`]: tracing setup.
 
+pub mod api;
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod server;
 pub mod telemetry;
 pub mod ws;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rookery::auth::{ConnectionClaims, Minter, SubscriptionClaims, unix_now};
 use rookery::{AppState, Config, ServeArgs};
 
 /// A self-hosted real-time server: channels, presence, history and recovery
@@ -20,7 +21,37 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Mint a connection token (or, with --subscription, a subscription
+    /// token) and print it.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The user id (`sub`)
+    #[arg(long)]
+    sub: String,
+    /// Display name
+    #[arg(long)]
+    name: Option<String>,
+    /// Seconds until the token expires; 0 for a token that never does
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    /// A channel pattern the token grants in private namespaces
+    /// (`ns:name`, `ns:*` or `*`); repeatable
+    #[arg(long = "channel")]
+    channels: Vec<String>,
+    /// Mint a subscription token for this one channel instead
+    #[arg(long)]
+    subscription: Option<String>,
+    /// HS256 secret (the server's --jwt-secret)
+    #[arg(long, env = "ROOKERY_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// PEM file with an RSA (RS256) or P-256 (ES256) private key, instead
+    /// of --jwt-secret
+    #[arg(long)]
+    private_key: Option<std::path::PathBuf>,
 }
 
 /// How long shutdown waits for sockets to take their close frames.
@@ -29,8 +60,45 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
+        Command::Token(args) => {
+            println!("{}", mint(&args)?);
+            Ok(())
+        }
     }
+}
+
+fn mint(args: &TokenArgs) -> anyhow::Result<String> {
+    let minter = match (&args.jwt_secret, &args.private_key) {
+        (Some(secret), None) => Minter::hs256(secret.as_bytes()).map_err(anyhow::Error::msg)?,
+        (None, Some(path)) => {
+            let pem =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Minter::from_private_key_pem(&pem).map_err(anyhow::Error::msg)?
+        }
+        _ => anyhow::bail!(
+            "give exactly one of --jwt-secret (or ROOKERY_JWT_SECRET) and --private-key"
+        ),
+    };
+    let exp = (args.ttl > 0).then(|| unix_now() + args.ttl);
+    Ok(match &args.subscription {
+        Some(channel) => {
+            rookery_common::ChannelName::parse(channel)
+                .context("invalid --subscription channel")?;
+            minter.mint(&SubscriptionClaims {
+                sub: args.sub.clone(),
+                channel: channel.clone(),
+                exp,
+            })
+        }
+        None => minter.mint(&ConnectionClaims {
+            sub: args.sub.clone(),
+            name: args.name.clone(),
+            exp,
+            channels: args.channels.clone(),
+            channel: None,
+        }),
+    })
 }
 
 /// `rookery` and `rookery --listen …` mean `rookery serve …`.

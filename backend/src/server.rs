@@ -1,10 +1,11 @@
 //! The node: shared state, the router, and the serve loop with graceful
 //! shutdown.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,7 +17,8 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::http::{health, static_files};
 use crate::hub::Hub;
-use crate::ws;
+use crate::metrics::Metrics;
+use crate::{api, ws};
 
 /// How often expired history and idempotency keys are dropped.
 const SWEEP_PERIOD: Duration = Duration::from_secs(30);
@@ -26,7 +28,28 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(30);
 pub struct AppState {
     pub hub: Hub,
     pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
     lifecycle: Arc<Lifecycle>,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// Counts one connection against its address while alive.
+#[derive(Debug)]
+pub struct IpGuard {
+    ip: IpAddr,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for IpGuard {
+    fn drop(&mut self) {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -57,8 +80,30 @@ impl AppState {
         Self {
             hub,
             config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
             lifecycle: Arc::default(),
+            per_ip: Arc::default(),
         }
+    }
+
+    pub fn n_connections_from(&self, ip: IpAddr) -> usize {
+        let per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        per_ip.get(&ip).copied().unwrap_or(0)
+    }
+
+    /// Counts a connection from `ip`, or `None` when the address already
+    /// holds its limit.
+    pub fn admit_ip(&self, ip: IpAddr) -> Option<IpGuard> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = per_ip.entry(ip).or_insert(0);
+        if *n >= self.config.limits.max_connections_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(IpGuard {
+            ip,
+            per_ip: self.per_ip.clone(),
+        })
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -109,6 +154,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/config.json", get(health::client_config))
+        .route("/metrics", get(health::metrics))
+        .nest("/api/v1", api::router())
         .fallback_service(static_files::service(&state))
         .with_state(state)
 }

@@ -106,7 +106,7 @@ mod tests {
 
     use super::*;
     use crate::codes::CloseCode;
-    use crate::protocol::{ConnectionId, Publication, StreamPosition};
+    use crate::protocol::{ConnectionId, Publication, StreamPosition, Token};
     use crate::user::{UserId, UserInfo};
 
     fn check(text: &str, expect_code: ErrorCode, expect_id: Option<u64>) {
@@ -165,12 +165,20 @@ mod tests {
                     offset: 7
                 }),
                 rewind: None,
+                token: None,
             }
         );
         assert_eq!(
             decode_client(r#"{"type":"pong"}"#).unwrap(),
             ClientMessage::Pong {}
         );
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let message =
+            decode_client(r#"{"type":"connect","token":"secret.jwt.value","name":"a"}"#).unwrap();
+        assert!(!format!("{message:?}").contains("secret"));
     }
 
     #[test]
@@ -252,22 +260,30 @@ mod tests {
             (id(), text.clone(), text.clone(), text).prop_map(|(id, token, name, anonymous_id)| {
                 ClientMessage::Connect {
                     id,
-                    token,
+                    token: token.map(Token),
                     name,
                     anonymous_id,
                 }
+            }),
+            (id(), ".{0,16}").prop_map(|(id, token)| ClientMessage::Refresh {
+                id,
+                token: Token(token)
             }),
             (
                 id(),
                 channel(),
                 proptest::option::of(position()),
-                proptest::option::of(any::<u32>())
+                proptest::option::of(any::<u32>()),
+                proptest::option::of(".{0,8}")
             )
-                .prop_map(|(id, channel, since, rewind)| ClientMessage::Subscribe {
-                    id,
-                    channel,
-                    since,
-                    rewind,
+                .prop_map(|(id, channel, since, rewind, token)| {
+                    ClientMessage::Subscribe {
+                        id,
+                        channel,
+                        since,
+                        rewind,
+                        token: token.map(Token),
+                    }
                 }),
             (id(), channel()).prop_map(|(id, channel)| ClientMessage::Unsubscribe { id, channel }),
             (
@@ -304,15 +320,26 @@ mod tests {
 
     fn server_message() -> impl Strategy<Value = ServerMessage> {
         prop_oneof![
-            (id(), any::<u64>(), user(), any::<u64>(), any::<u32>()).prop_map(
-                |(id, connection, user, ping, max)| ServerMessage::Connected {
-                    id,
-                    connection: ConnectionId(connection),
-                    user,
-                    ping_interval_ms: ping,
-                    max_message_size: max as usize,
-                }
-            ),
+            (
+                id(),
+                any::<u64>(),
+                user(),
+                any::<u64>(),
+                any::<u32>(),
+                proptest::option::of(any::<u64>())
+            )
+                .prop_map(|(id, connection, user, ping, max, expires_at)| {
+                    ServerMessage::Connected {
+                        id,
+                        connection: ConnectionId(connection),
+                        user,
+                        ping_interval_ms: ping,
+                        max_message_size: max as usize,
+                        expires_at,
+                    }
+                }),
+            (id(), proptest::option::of(any::<u64>()))
+                .prop_map(|(id, expires_at)| ServerMessage::Refreshed { id, expires_at }),
             (
                 id(),
                 channel(),

@@ -79,6 +79,8 @@ code_table! {
         HistoryUnavailable = 113, "history_unavailable", "the channel's namespace keeps no history";
         PayloadTooLarge = 114, "payload_too_large", "the publication data is over the namespace's limit";
         InvalidName = 115, "invalid_name", "the display name is empty or too long";
+        ChannelFull = 116, "channel_full", "the channel's presence reached its member limit";
+        InvalidToken = 117, "invalid_token", "the token is malformed, forged, expired or for another user or channel";
     }
 }
 
@@ -96,7 +98,6 @@ code_table! {
         ServiceRestart = 1012, "service_restart", "the server is restarting";
         Unauthorized = 4001, "unauthorized", "the token is invalid or missing";
         TokenExpired = 4002, "token_expired", "the connection token expired and was not refreshed";
-        Forbidden = 4003, "forbidden", "the connection is not allowed";
         SlowConsumer = 4100, "slow_consumer", "the client read too slowly and its outbound queue filled";
         TooManyConnections = 4101, "too_many_connections", "too many connections from one address";
         Flood = 4102, "flood", "far too many commands; the client is misbehaving";

@@ -24,7 +24,7 @@ pub use channel::{ChannelName, ChannelNameError};
 pub use codec::{DecodeError, decode_client, decode_server, encode};
 pub use codes::{CloseCode, ErrorCode, Reconnect};
 pub use protocol::{
-    ClientMessage, CommandId, ConnectionId, Publication, ServerMessage, StreamPosition,
+    ClientMessage, CommandId, ConnectionId, Publication, ServerMessage, StreamPosition, Token,
 };
 pub use user::{UserId, UserInfo};
 

@@ -35,6 +35,18 @@ impl fmt::Display for ConnectionId {
     }
 }
 
+/// A JWT as sent by a client. Its `Debug` never shows the token, so it cannot
+/// leak into logs through a `{:?}` of a command.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Token(pub String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
 /// Where a publication sits in its channel's stream.
 ///
 /// `offset` counts publications from 1 within one `epoch`; the epoch changes
@@ -72,7 +84,7 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<CommandId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        token: Option<String>,
+        token: Option<Token>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +103,10 @@ pub enum ClientMessage {
         since: Option<StreamPosition>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rewind: Option<u32>,
+        /// A subscription token for a private channel the connection token
+        /// does not grant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<Token>,
     },
     Unsubscribe {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +139,12 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// Replaces the connection token before it expires.
+    Refresh {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        token: Token,
+    },
     /// Round trip check; answered with `pong`.
     Ping {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,6 +163,7 @@ impl ClientMessage {
             | ClientMessage::Publish { id, .. }
             | ClientMessage::Presence { id, .. }
             | ClientMessage::History { id, .. }
+            | ClientMessage::Refresh { id, .. }
             | ClientMessage::Ping { id } => *id,
             ClientMessage::Pong {} => None,
         }
@@ -155,6 +178,7 @@ impl ClientMessage {
             ClientMessage::Publish { .. } => "publish",
             ClientMessage::Presence { .. } => "presence",
             ClientMessage::History { .. } => "history",
+            ClientMessage::Refresh { .. } => "refresh",
             ClientMessage::Ping { .. } => "ping",
             ClientMessage::Pong {} => "pong",
         }
@@ -168,6 +192,7 @@ impl ClientMessage {
         "publish",
         "presence",
         "history",
+        "refresh",
         "ping",
         "pong",
     ];
@@ -188,6 +213,10 @@ pub enum ServerMessage {
         ping_interval_ms: u64,
         /// The largest text frame the server accepts, in bytes.
         max_message_size: usize,
+        /// When the connection token expires (Unix seconds): `refresh`
+        /// before then or be disconnected with 4002.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<u64>,
     },
     /// Reply to `subscribe`. With `since`, `recovered` says whether
     /// `publications` holds exactly everything after it.
@@ -235,6 +264,13 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         position: Option<StreamPosition>,
         publications: Vec<Publication>,
+    },
+    /// Reply to `refresh`.
+    Refreshed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<u64>,
     },
     /// Reply to the client's `ping`.
     Pong {
@@ -292,6 +328,7 @@ impl ServerMessage {
             | ServerMessage::Published { id, .. }
             | ServerMessage::Presence { id, .. }
             | ServerMessage::History { id, .. }
+            | ServerMessage::Refreshed { id, .. }
             | ServerMessage::Pong { id }
             | ServerMessage::Error { id, .. } => *id,
             ServerMessage::Publication { .. }

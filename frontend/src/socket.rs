@@ -282,6 +282,7 @@ impl Driver {
             channel: channel.clone(),
             since,
             rewind,
+            token: None,
         });
     }
 
@@ -579,6 +580,7 @@ fn dispatch(driver: &Rc<RefCell<Driver>>, message: ServerMessage) {
         ServerMessage::Unsubscribed { id, .. }
         | ServerMessage::Presence { id, .. }
         | ServerMessage::History { id, .. }
+        | ServerMessage::Refreshed { id, .. }
         | ServerMessage::Pong { id } => {
             if let Some(id) = id {
                 state.pending.remove(&id);

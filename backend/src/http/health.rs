@@ -23,6 +23,18 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// Prometheus exposition.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let stats = state.hub.with(|hub| hub.stats());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(&stats, state.n_sockets()),
+    )
+}
+
 /// Settings the web app reads at start.
 pub async fn client_config(State(state): State<AppState>) -> impl IntoResponse {
     let limits = &state.config.limits;

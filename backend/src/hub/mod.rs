@@ -17,12 +17,13 @@ pub mod outbox;
 pub mod presence;
 pub mod state;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rookery_common::ErrorCode;
 
-pub use namespace::{NamespaceConfig, Namespaces, Publishers};
+pub use namespace::{ChannelKind, NamespaceConfig, Namespaces, Publishers};
 pub use outbox::{Closing, Frame, Next, Outbox, OutboxReceiver};
 pub use state::{HubState, Publisher};
 
@@ -47,6 +48,8 @@ impl HubError {
 #[derive(Debug, Clone)]
 pub struct HubLimits {
     pub max_subscriptions_per_connection: usize,
+    /// Members one channel's presence may hold.
+    pub max_presence_members: usize,
     /// How long an idempotency key is remembered.
     pub idempotency_window: Duration,
 }
@@ -55,6 +58,7 @@ impl Default for HubLimits {
     fn default() -> Self {
         Self {
             max_subscriptions_per_connection: 128,
+            max_presence_members: 1000,
             idempotency_window: Duration::from_secs(300),
         }
     }
@@ -66,10 +70,30 @@ pub struct HubStats {
     pub n_connections: usize,
     pub n_channels: usize,
     pub n_subscriptions: usize,
-    pub n_publications: u64,
-    pub n_deliveries: u64,
     pub n_duplicate_publications: u64,
     pub n_slow_consumers: u64,
+    pub namespaces: BTreeMap<String, NamespaceStats>,
+}
+
+/// Per-namespace counters (subscriptions is a gauge, filled in by `stats`).
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceStats {
+    pub n_subscriptions: usize,
+    pub n_publications: u64,
+    pub n_deliveries: u64,
+    /// Deliveries not queued: the subscriber's queue was full or closing.
+    pub n_drops: u64,
+}
+
+/// One channel as the HTTP API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelSummary {
+    pub channel: rookery_common::ChannelName,
+    #[serde(rename = "subscribers")]
+    pub n_subscribers: usize,
+    /// Present when the namespace has presence.
+    #[serde(rename = "members", skip_serializing_if = "Option::is_none")]
+    pub n_members: Option<usize>,
 }
 
 /// Shared handle to the hub.

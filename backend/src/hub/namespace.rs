@@ -19,9 +19,19 @@ pub enum Publishers {
     Server,
 }
 
+/// How a namespace's channels behave. Only streams exist so far; the
+/// location map and notes add their kinds on the same machinery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// Ordered publications with history (chat, notifications, events).
+    Stream,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NamespaceConfig {
+    pub kind: ChannelKind,
     /// Track who is subscribed and answer presence queries.
     pub presence: bool,
     /// Push `join` and `leave` to subscribers (needs `presence`).
@@ -32,16 +42,24 @@ pub struct NamespaceConfig {
     #[serde(with = "seconds")]
     pub history_ttl: Duration,
     pub publishers: Publishers,
+    /// Only connections whose token grants the channel (or that present a
+    /// subscription token for it) may use it.
+    pub private: bool,
+    /// `ns:{user}` is usable only by that user (personal notifications).
+    pub personal: bool,
 }
 
 impl Default for NamespaceConfig {
     fn default() -> Self {
         Self {
+            kind: ChannelKind::Stream,
             presence: false,
             join_leave: false,
             history_size: 0,
             history_ttl: Duration::from_secs(300),
             publishers: Publishers::Clients,
+            private: false,
+            personal: false,
         }
     }
 }
@@ -73,6 +91,10 @@ impl Namespaces {
     pub fn extend(&mut self, namespaces: HashMap<String, NamespaceConfig>) {
         self.0.extend(namespaces);
     }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
 }
 
 impl Default for Namespaces {
@@ -83,14 +105,14 @@ impl Default for Namespaces {
             join_leave: true,
             history_size: 200,
             history_ttl: Duration::from_secs(24 * 3600),
-            publishers: Publishers::Clients,
+            ..NamespaceConfig::default()
         };
         let notify = NamespaceConfig {
-            presence: false,
-            join_leave: false,
             history_size: 50,
             history_ttl: Duration::from_secs(3600),
             publishers: Publishers::Server,
+            personal: true,
+            ..NamespaceConfig::default()
         };
         Self(HashMap::from([
             ("chat".to_owned(), chat),

@@ -21,7 +21,7 @@ use super::idempotency::IdempotencyCache;
 use super::namespace::{NamespaceConfig, Namespaces, Publishers};
 use super::outbox::{Frame, Outbox, PushError};
 use super::presence::Presence;
-use super::{HubError, HubLimits, HubStats};
+use super::{ChannelSummary, HubError, HubLimits, HubStats, NamespaceStats};
 
 #[derive(Debug)]
 pub struct HubState {
@@ -51,7 +51,8 @@ struct Channel {
 /// Who is publishing.
 #[derive(Debug, Clone, Copy)]
 pub enum Publisher {
-    Connection(ConnectionId),
+    /// A client; `granted` says whether its token grants the channel.
+    Connection { id: ConnectionId, granted: bool },
     /// The HTTP API: may publish in server-only namespaces, has no sender.
     Server,
 }
@@ -70,12 +71,42 @@ impl HubState {
     }
 
     pub fn stats(&self) -> HubStats {
-        HubStats {
-            n_connections: self.connections.len(),
-            n_channels: self.channels.len(),
-            n_subscriptions: self.connections.values().map(|c| c.channels.len()).sum(),
-            ..self.stats.clone()
+        let mut stats = self.stats.clone();
+        stats.n_connections = self.connections.len();
+        stats.n_channels = self.channels.len();
+        stats.n_subscriptions = self.connections.values().map(|c| c.channels.len()).sum();
+        for (channel, entry) in &self.channels {
+            stats
+                .namespaces
+                .entry(channel.namespace().to_owned())
+                .or_default()
+                .n_subscriptions += entry.subscribers.len();
         }
+        stats
+    }
+
+    fn namespace_stats(&mut self, channel: &ChannelName) -> &mut NamespaceStats {
+        self.stats
+            .namespaces
+            .entry(channel.namespace().to_owned())
+            .or_default()
+    }
+
+    /// Channels with subscribers or history, optionally of one namespace,
+    /// sorted by name.
+    pub fn channels(&self, namespace: Option<&str>) -> Vec<ChannelSummary> {
+        let mut channels: Vec<ChannelSummary> = self
+            .channels
+            .iter()
+            .filter(|(channel, _)| namespace.is_none_or(|ns| channel.namespace() == ns))
+            .map(|(channel, entry)| ChannelSummary {
+                channel: channel.clone(),
+                n_subscribers: entry.subscribers.len(),
+                n_members: entry.presence.as_ref().map(Presence::n_members),
+            })
+            .collect();
+        channels.sort_by(|a, b| a.channel.cmp(&b.channel));
+        channels
     }
 
     pub fn connect(&mut self, user: UserInfo, outbox: Outbox) -> ConnectionId {
@@ -111,6 +142,32 @@ impl HubState {
         })
     }
 
+    /// What a connection may do on `channel`: its namespace must exist, a
+    /// private namespace needs `granted` (a token's grant), and a personal
+    /// namespace's channel belongs to the user it is named after.
+    fn check_access(
+        &self,
+        connection_id: ConnectionId,
+        channel: &ChannelName,
+        granted: bool,
+    ) -> Result<NamespaceConfig, HubError> {
+        let namespace = self.namespace(channel)?.clone();
+        let connection = self.connection(connection_id)?;
+        if namespace.private && !granted {
+            return Err(HubError::new(
+                ErrorCode::PermissionDenied,
+                format!("{channel} is private: the token does not grant it"),
+            ));
+        }
+        if namespace.personal && channel.name() != connection.user.user.0 {
+            return Err(HubError::new(
+                ErrorCode::PermissionDenied,
+                format!("{channel} belongs to another user"),
+            ));
+        }
+        Ok(namespace)
+    }
+
     fn connection(&self, connection_id: ConnectionId) -> Result<&Connection, HubError> {
         self.connections
             .get(&connection_id)
@@ -133,6 +190,7 @@ impl HubState {
 
     /// Subscribes and queues the `subscribed` reply (with recovered or
     /// rewound publications) before any later publication can be queued.
+    #[allow(clippy::too_many_arguments)]
     pub fn subscribe(
         &mut self,
         connection_id: ConnectionId,
@@ -140,9 +198,10 @@ impl HubState {
         channel: &ChannelName,
         since: Option<&StreamPosition>,
         rewind: Option<u32>,
+        granted: bool,
         now: Instant,
     ) -> Result<(), HubError> {
-        let namespace = self.namespace(channel)?.clone();
+        let namespace = self.check_access(connection_id, channel, granted)?;
         let connection = self.connection(connection_id)?;
         if connection.channels.contains(channel) {
             return Err(HubError::new(
@@ -161,6 +220,16 @@ impl HubState {
         }
         let user = connection.user.clone();
         let outbox = connection.outbox.clone();
+        let max_members = self.limits.max_presence_members;
+        if let Some(presence) = self.channels.get(channel).and_then(|c| c.presence.as_ref())
+            && !presence.contains(&user.user)
+            && presence.n_members() >= max_members
+        {
+            return Err(HubError::new(
+                ErrorCode::ChannelFull,
+                format!("{channel} has its maximum of {max_members} members"),
+            ));
+        }
 
         let entry = self.channel_entry(channel)?;
         entry.subscribers.insert(connection_id);
@@ -279,9 +348,14 @@ impl HubState {
         now: Instant,
         time_ms: u64,
     ) -> Result<Option<StreamPosition>, HubError> {
-        let namespace = self.namespace(channel)?.clone();
+        let namespace = match publisher {
+            Publisher::Connection { id, granted } => self.check_access(id, channel, granted)?,
+            Publisher::Server => self.namespace(channel)?.clone(),
+        };
         let sender = match publisher {
-            Publisher::Connection(connection_id) => {
+            Publisher::Connection {
+                id: connection_id, ..
+            } => {
                 if namespace.publishers == Publishers::Server {
                     return Err(HubError::new(
                         ErrorCode::PermissionDenied,
@@ -329,13 +403,23 @@ impl HubState {
                 now + self.limits.idempotency_window,
             );
         }
-        self.stats.n_publications += 1;
+        self.namespace_stats(channel).n_publications += 1;
         let push = ServerMessage::Publication {
             channel: channel.clone(),
             publication,
         };
         self.broadcast(channel, &push, None);
         Ok(position)
+    }
+
+    /// Checks that a connection may read `channel`'s presence or history.
+    pub fn check_read(
+        &self,
+        connection_id: ConnectionId,
+        channel: &ChannelName,
+        granted: bool,
+    ) -> Result<(), HubError> {
+        self.check_access(connection_id, channel, granted).map(drop)
     }
 
     pub fn presence(&self, channel: &ChannelName) -> Result<Vec<UserInfo>, HubError> {
@@ -431,6 +515,7 @@ impl HubState {
         };
         let frame = Frame::from(encode(message));
         let mut n_deliveries = 0;
+        let mut n_drops = 0;
         let mut slow = Vec::new();
         for connection_id in &entry.subscribers {
             if Some(*connection_id) == except {
@@ -441,11 +526,16 @@ impl HubState {
             };
             match connection.outbox.push(frame.clone()) {
                 Ok(()) => n_deliveries += 1,
-                Err(PushError::Full) => slow.push(connection.outbox.clone()),
-                Err(PushError::Closed) => {}
+                Err(PushError::Full) => {
+                    n_drops += 1;
+                    slow.push(connection.outbox.clone());
+                }
+                Err(PushError::Closed) => n_drops += 1,
             }
         }
-        self.stats.n_deliveries += n_deliveries;
+        let stats = self.namespace_stats(channel);
+        stats.n_deliveries += n_deliveries;
+        stats.n_drops += n_drops;
         for outbox in slow {
             self.close_slow_consumer(&outbox);
         }

@@ -61,7 +61,10 @@ fn texts(messages: &[ServerMessage]) -> Vec<String> {
 fn say(state: &mut HubState, client: &Client, text: &str, now: Instant) -> Option<StreamPosition> {
     state
         .publish(
-            Publisher::Connection(client.connection_id),
+            Publisher::Connection {
+                id: client.connection_id,
+                granted: false,
+            },
             &lobby(),
             json!({ "text": text }),
             None,
@@ -78,10 +81,10 @@ fn bob_hears_alice() {
     let mut alice = connect(&mut state, "alice", 16);
     let mut bob = connect(&mut state, "bob", 16);
     state
-        .subscribe(alice.connection_id, None, &lobby(), None, None, now)
+        .subscribe(alice.connection_id, None, &lobby(), None, None, false, now)
         .unwrap();
     state
-        .subscribe(bob.connection_id, None, &lobby(), None, None, now)
+        .subscribe(bob.connection_id, None, &lobby(), None, None, false, now)
         .unwrap();
     say(&mut state, &alice, "hi bob", now);
     assert_eq!(texts(&bob.received()), ["hi bob"]);
@@ -99,16 +102,24 @@ fn two_tabs_of_one_user_are_one_member() {
     let mut state = state();
     let mut watcher = connect(&mut state, "watcher", 16);
     state
-        .subscribe(watcher.connection_id, None, &lobby(), None, None, now)
+        .subscribe(
+            watcher.connection_id,
+            None,
+            &lobby(),
+            None,
+            None,
+            false,
+            now,
+        )
         .unwrap();
     watcher.received();
     let tab1 = connect(&mut state, "ada", 16);
     let tab2 = connect(&mut state, "ada", 16);
     state
-        .subscribe(tab1.connection_id, None, &lobby(), None, None, now)
+        .subscribe(tab1.connection_id, None, &lobby(), None, None, false, now)
         .unwrap();
     state
-        .subscribe(tab2.connection_id, None, &lobby(), None, None, now)
+        .subscribe(tab2.connection_id, None, &lobby(), None, None, false, now)
         .unwrap();
     let joins: Vec<_> = watcher.received();
     assert_eq!(joins.len(), 1, "one join for two tabs: {joins:?}");
@@ -133,7 +144,15 @@ fn resubscribing_from_a_position_recovers_exactly_the_gap() {
     say(&mut state, &alice, "two", now);
     say(&mut state, &alice, "three", now);
     state
-        .subscribe(bob.connection_id, None, &lobby(), Some(&first), None, now)
+        .subscribe(
+            bob.connection_id,
+            None,
+            &lobby(),
+            Some(&first),
+            None,
+            false,
+            now,
+        )
         .unwrap();
     match &bob.received()[..] {
         [
@@ -160,7 +179,15 @@ fn resubscribing_from_a_position_recovers_exactly_the_gap() {
     };
     state.unsubscribe(bob.connection_id, &lobby()).unwrap();
     state
-        .subscribe(bob.connection_id, None, &lobby(), Some(&stale), None, now)
+        .subscribe(
+            bob.connection_id,
+            None,
+            &lobby(),
+            Some(&stale),
+            None,
+            false,
+            now,
+        )
         .unwrap();
     assert!(matches!(
         &bob.received()[..],
@@ -175,6 +202,7 @@ fn resubscribing_from_a_position_recovers_exactly_the_gap() {
             &lobby(),
             Some(&stale),
             Some(2),
+            false,
             now,
         )
         .unwrap();
@@ -209,7 +237,7 @@ fn rewind_returns_recent_history_on_join() {
         say(&mut state, &alice, text, now);
     }
     state
-        .subscribe(bob.connection_id, None, &lobby(), None, Some(2), now)
+        .subscribe(bob.connection_id, None, &lobby(), None, Some(2), false, now)
         .unwrap();
     match &bob.received()[..] {
         [
@@ -235,7 +263,7 @@ fn a_slow_consumer_is_closed_and_others_keep_receiving() {
     let mut fast = connect(&mut state, "fast", 1024);
     for client in [&alice, &slow, &fast] {
         state
-            .subscribe(client.connection_id, None, &lobby(), None, None, now)
+            .subscribe(client.connection_id, None, &lobby(), None, None, false, now)
             .unwrap();
     }
     fast.received();
@@ -257,7 +285,10 @@ fn clients_cannot_publish_in_server_only_namespaces() {
     let notify = ChannelName::parse("notify:alice").unwrap();
     let error = state
         .publish(
-            Publisher::Connection(alice.connection_id),
+            Publisher::Connection {
+                id: alice.connection_id,
+                granted: false,
+            },
             &notify,
             json!(1),
             None,
@@ -273,7 +304,7 @@ fn clients_cannot_publish_in_server_only_namespaces() {
     );
     let unknown = ChannelName::parse("nope:x").unwrap();
     let error = state
-        .subscribe(alice.connection_id, None, &unknown, None, None, now)
+        .subscribe(alice.connection_id, None, &unknown, None, None, false, now)
         .unwrap_err();
     assert_eq!(error.code, ErrorCode::UnknownNamespace);
 }
@@ -285,13 +316,16 @@ fn an_idempotency_key_publishes_once_within_the_window() {
     let alice = connect(&mut state, "alice", 16);
     let mut bob = connect(&mut state, "bob", 16);
     state
-        .subscribe(bob.connection_id, None, &lobby(), None, None, now)
+        .subscribe(bob.connection_id, None, &lobby(), None, None, false, now)
         .unwrap();
     bob.received();
     let publish = |state: &mut HubState, at: Instant| {
         state
             .publish(
-                Publisher::Connection(alice.connection_id),
+                Publisher::Connection {
+                    id: alice.connection_id,
+                    granted: false,
+                },
                 &lobby(),
                 json!({"text": "once"}),
                 Some("k1"),
@@ -360,7 +394,7 @@ proptest! {
                 }
                 Op::Subscribe(i, ch) => {
                     if let Some(client) = clients.get(i as usize) {
-                        let _ = state.subscribe(client.connection_id, None, &channels[ch as usize], None, None, now);
+                        let _ = state.subscribe(client.connection_id, None, &channels[ch as usize], None, None, false, now);
                     }
                 }
                 Op::Unsubscribe(i, ch) => {
@@ -370,7 +404,7 @@ proptest! {
                 }
                 Op::Publish(i, ch) => {
                     if let Some(client) = clients.get(i as usize) {
-                        let _ = state.publish(Publisher::Connection(client.connection_id), &channels[ch as usize], json!({"text": "x"}), None, now, 0);
+                        let _ = state.publish(Publisher::Connection { id: client.connection_id, granted: false }, &channels[ch as usize], json!({"text": "x"}), None, now, 0);
                     }
                 }
                 Op::Sweep(seconds) => {
@@ -398,4 +432,84 @@ proptest! {
         state.check_invariants();
         prop_assert_eq!(state.stats().n_subscriptions, 0);
     }
+}
+
+#[test]
+fn private_namespaces_need_a_grant_and_personal_channels_their_owner() {
+    let now = Instant::now();
+    let mut namespaces = Namespaces::default();
+    namespaces.extend(std::collections::HashMap::from([(
+        "team".to_owned(),
+        NamespaceConfig {
+            private: true,
+            ..NamespaceConfig::default()
+        },
+    )]));
+    let mut state = HubState::new(namespaces, HubLimits::default());
+    let alice = connect(&mut state, "alice", 16);
+    let team = ChannelName::parse("team:red").unwrap();
+    let refused = state
+        .subscribe(alice.connection_id, None, &team, None, None, false, now)
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::PermissionDenied);
+    let refused = state
+        .publish(
+            Publisher::Connection {
+                id: alice.connection_id,
+                granted: false,
+            },
+            &team,
+            json!(1),
+            None,
+            now,
+            0,
+        )
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::PermissionDenied);
+    state
+        .subscribe(alice.connection_id, None, &team, None, None, true, now)
+        .unwrap();
+
+    let own = ChannelName::parse("notify:alice").unwrap();
+    let someone_elses = ChannelName::parse("notify:bob").unwrap();
+    state
+        .subscribe(alice.connection_id, None, &own, None, None, false, now)
+        .unwrap();
+    let refused = state
+        .subscribe(
+            alice.connection_id,
+            None,
+            &someone_elses,
+            None,
+            None,
+            false,
+            now,
+        )
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::PermissionDenied);
+    state.check_invariants();
+}
+
+#[test]
+fn presence_is_bounded_but_a_member_may_open_more_tabs() {
+    let now = Instant::now();
+    let limits = HubLimits {
+        max_presence_members: 2,
+        ..HubLimits::default()
+    };
+    let mut state = HubState::new(Namespaces::default(), limits);
+    let ada = connect(&mut state, "ada", 16);
+    let bob = connect(&mut state, "bob", 16);
+    let ada_again = connect(&mut state, "ada", 16);
+    let carol = connect(&mut state, "carol", 16);
+    for client in [&ada, &bob, &ada_again] {
+        state
+            .subscribe(client.connection_id, None, &lobby(), None, None, false, now)
+            .unwrap();
+    }
+    let refused = state
+        .subscribe(carol.connection_id, None, &lobby(), None, None, false, now)
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::ChannelFull);
+    state.check_invariants();
 }

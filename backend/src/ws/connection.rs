@@ -16,6 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::heartbeat::{Beat, Heartbeat};
 use super::session::Session;
 use crate::hub::{Closing, Next, Outbox, OutboxReceiver};
+use crate::metrics::Metrics;
 use crate::server::AppState;
 
 /// How long the writer may take to send a final close frame to a client that
@@ -31,6 +32,20 @@ pub async fn serve(socket: WebSocket, state: AppState, peer: SocketAddr) {
     let (sink, mut stream) = socket.split();
     let (outbox, receiver) = Outbox::new(state.config.limits.outbound_queue);
     let _guard = state.track_connection();
+    let Some(_per_ip) = state.admit_ip(peer.ip()) else {
+        // Over the per-address limit: say so with a close code the client
+        // can act on, and hold nothing else.
+        Metrics::bump(&state.metrics.n_connections_refused_per_ip);
+        outbox.close(
+            CloseCode::TooManyConnections,
+            "too many connections from this address",
+            false,
+        );
+        if write(sink, receiver).await {
+            linger(&mut stream).await;
+        }
+        return;
+    };
     let mut session = Session::new(state.clone(), outbox.clone());
     tracing::debug!(%peer, "websocket opened");
 
@@ -104,7 +119,7 @@ async fn read(
                 match message {
                     Ok(Message::Text(text)) => match decode_client(text.as_str()) {
                         Ok(command) => session.handle(command),
-                        Err(error) => session.error(error.id, error.code, error.message),
+                        Err(error) => session.bad_frame(error.id, error.code, error.message),
                     },
                     Ok(Message::Binary(_)) => {
                         outbox.close(
@@ -125,6 +140,7 @@ async fn read(
                     },
                 }
             }
+            () = sleep_until_or_never(session.expiry_deadline()) => session.check_expiry(),
             () = &mut connect_deadline, if !session.is_connected() => {
                 outbox.close(CloseCode::ConnectTimeout, "no connect command in time", false);
             }
@@ -139,6 +155,14 @@ async fn read(
                 }
             },
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_or_never(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -5,10 +5,12 @@
 //! - [`connection`]: one socket's reader and writer.
 //! - [`heartbeat`]: when to ping and when to give up.
 //! - [`session`]: what one connection's commands do.
+//! - [`rate`]: the token bucket behind the publish and command limits.
 
 pub mod connection;
 pub mod heartbeat;
 pub mod origin;
+pub mod rate;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -42,6 +44,7 @@ pub async fn upgrade(
         .check(headers.get(header::ORIGIN), headers.get(header::HOST))
     {
         tracing::info!(%peer, origin = %error.origin, "refused websocket from a foreign origin");
+        crate::metrics::Metrics::bump(&state.metrics.n_connections_refused_origin);
         return ApiError::new(StatusCode::FORBIDDEN, "forbidden_origin", error.to_string())
             .into_response();
     }

@@ -1,34 +1,80 @@
 //! What one connection's commands do: the protocol state of a socket
-//! (connected or not, who it is) and the mapping from commands to hub calls
-//! and replies. No socket code: [`super::connection`] feeds it decoded
-//! commands and writes what it queues.
+//! (connected or not, who it is, what its token grants, its rate limits) and
+//! the mapping from commands to hub calls and replies. No socket code:
+//! [`super::connection`] feeds it decoded commands and writes what it queues.
+
+use std::time::Duration;
 
 use rookery_common::user::normalize_display_name;
 use rookery_common::{
-    ClientMessage, CommandId, ConnectionId, ErrorCode, ServerMessage, UserId, UserInfo,
+    ChannelName, ClientMessage, CloseCode, CommandId, ConnectionId, ErrorCode, ServerMessage,
+    Token, UserId, UserInfo,
 };
 use tokio::time::Instant;
 
+use super::rate::TokenBucket;
+use crate::auth::{AuthError, Capabilities, unix_now};
+use crate::hub::outbox::PushError;
 use crate::hub::{Hub, HubError, Outbox, Publisher, unix_time_ms};
+use crate::metrics::Metrics;
 use crate::server::AppState;
 
 pub struct Session {
     state: AppState,
     outbox: Outbox,
     connection_id: Option<ConnectionId>,
+    user: Option<UserId>,
+    capabilities: Capabilities,
+    /// When the connection token expires (Unix seconds).
+    expires_at: Option<u64>,
+    publishes: TokenBucket,
+    commands: TokenBucket,
 }
 
 impl Session {
     pub fn new(state: AppState, outbox: Outbox) -> Self {
+        let now = Instant::now();
+        let limits = &state.config.limits;
+        let publishes = TokenBucket::new(limits.max_publish_rate, now);
+        let commands = TokenBucket::new(limits.max_command_rate, now);
         Self {
             state,
             outbox,
             connection_id: None,
+            user: None,
+            capabilities: Capabilities::default(),
+            expires_at: None,
+            publishes,
+            commands,
         }
     }
 
     pub fn is_connected(&self) -> bool {
         self.connection_id.is_some()
+    }
+
+    /// When the connection must be closed for an expired token, unless it
+    /// is refreshed first.
+    pub fn expiry_deadline(&self) -> Option<Instant> {
+        let expires_at = self.expires_at?;
+        let left = expires_at.saturating_sub(unix_now());
+        Some(Instant::now() + Duration::from_secs(left))
+    }
+
+    /// Called at the deadline: closes the connection if the token is still
+    /// expired (a refresh may have moved it).
+    pub fn check_expiry(&self) {
+        if self
+            .expires_at
+            .is_some_and(|expires_at| expires_at <= unix_now())
+        {
+            Metrics::bump(&self.state.metrics.n_expired_tokens);
+            self.outbox.close(
+                CloseCode::TokenExpired,
+                "the connection token expired",
+                false,
+            );
+        }
     }
 
     fn hub(&self) -> &Hub {
@@ -39,9 +85,9 @@ impl Session {
     /// it as a slow consumer rather than wait.
     pub fn reply(&self, message: &ServerMessage) {
         let frame = rookery_common::encode(message).into();
-        if self.outbox.push(frame) == Err(crate::hub::outbox::PushError::Full) {
+        if self.outbox.push(frame) == Err(PushError::Full) {
             self.outbox.close(
-                rookery_common::CloseCode::SlowConsumer,
+                CloseCode::SlowConsumer,
                 "outbound queue full: the client reads too slowly",
                 false,
             );
@@ -52,7 +98,40 @@ impl Session {
         self.reply(&ServerMessage::error(id, code, message));
     }
 
+    /// A frame that could not be decoded.
+    pub fn bad_frame(&mut self, id: Option<CommandId>, code: ErrorCode, message: String) {
+        Metrics::bump(&self.state.metrics.n_bad_frames);
+        if self.admit() {
+            self.error(id, code, message);
+        }
+    }
+
+    /// Counts a command against the flood limit; closes the connection when
+    /// it is exceeded.
+    fn admit(&mut self) -> bool {
+        if self.commands.try_take(Instant::now()) {
+            return true;
+        }
+        Metrics::bump(&self.state.metrics.n_floods);
+        self.outbox.close(
+            CloseCode::Flood,
+            "far more commands per second than allowed",
+            false,
+        );
+        false
+    }
+
     pub fn handle(&mut self, command: ClientMessage) {
+        if !self.admit() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let kind = command.kind();
+        self.dispatch(command);
+        self.state.metrics.observe_command(kind, started.elapsed());
+    }
+
+    fn dispatch(&mut self, command: ClientMessage) {
         let id = command.id();
         let Some(connection_id) = self.connection_id else {
             match command {
@@ -61,7 +140,7 @@ impl Session {
                     token,
                     name,
                     anonymous_id,
-                } => self.connect(id, token.as_deref(), name.as_deref(), anonymous_id),
+                } => self.connect(id, token.as_ref(), name.as_deref(), anonymous_id),
                 ClientMessage::Ping { id } => self.reply(&ServerMessage::Pong { id }),
                 ClientMessage::Pong {} => {}
                 _ => self.error(id, ErrorCode::NotConnected, "send connect first"),
@@ -79,9 +158,20 @@ impl Session {
                 channel,
                 since,
                 rewind,
-            } => self.hub().with(|hub| {
+                token,
+            } => self.grant(&channel, token.as_ref()).and_then(|granted| {
                 // The hub queues the reply itself, in order with publications.
-                hub.subscribe(connection_id, id, &channel, since.as_ref(), rewind, now)
+                self.hub().with(|hub| {
+                    hub.subscribe(
+                        connection_id,
+                        id,
+                        &channel,
+                        since.as_ref(),
+                        rewind,
+                        granted,
+                        now,
+                    )
+                })
             }),
             ClientMessage::Unsubscribe { id, channel } => self
                 .hub()
@@ -92,51 +182,51 @@ impl Session {
                 channel,
                 data,
                 idempotency_key,
-            } => self
-                .hub()
-                .with(|hub| {
-                    hub.publish(
-                        Publisher::Connection(connection_id),
-                        &channel,
-                        data,
-                        idempotency_key.as_deref(),
-                        now,
-                        unix_time_ms(),
-                    )
-                })
-                .map(|position| {
-                    self.reply(&ServerMessage::Published {
-                        id,
-                        channel,
-                        position,
-                    });
-                }),
-            ClientMessage::Presence { id, channel } => self
-                .hub()
-                .with(|hub| hub.presence(&channel))
-                .map(|members| {
-                    self.reply(&ServerMessage::Presence {
-                        id,
-                        channel,
-                        members,
-                    });
-                }),
+            } => self.publish(
+                connection_id,
+                id,
+                channel,
+                data,
+                idempotency_key.as_deref(),
+                now,
+            ),
+            ClientMessage::Presence { id, channel } => {
+                let granted = self.capabilities.allows(&channel);
+                self.hub()
+                    .with(|hub| {
+                        hub.check_read(connection_id, &channel, granted)?;
+                        hub.presence(&channel)
+                    })
+                    .map(|members| {
+                        self.reply(&ServerMessage::Presence {
+                            id,
+                            channel,
+                            members,
+                        });
+                    })
+            }
             ClientMessage::History {
                 id,
                 channel,
                 since,
                 limit,
-            } => self
-                .hub()
-                .with(|hub| hub.history(&channel, since.as_ref(), limit, now))
-                .map(|(position, publications)| {
-                    self.reply(&ServerMessage::History {
-                        id,
-                        channel,
-                        position,
-                        publications,
-                    });
-                }),
+            } => {
+                let granted = self.capabilities.allows(&channel);
+                self.hub()
+                    .with(|hub| {
+                        hub.check_read(connection_id, &channel, granted)?;
+                        hub.history(&channel, since.as_ref(), limit, now)
+                    })
+                    .map(|(position, publications)| {
+                        self.reply(&ServerMessage::History {
+                            id,
+                            channel,
+                            position,
+                            publications,
+                        });
+                    })
+            }
+            ClientMessage::Refresh { id, token } => self.refresh(id, &token),
             ClientMessage::Ping { id } => {
                 self.reply(&ServerMessage::Pong { id });
                 Ok(())
@@ -148,48 +238,149 @@ impl Session {
         }
     }
 
+    fn publish(
+        &mut self,
+        connection_id: ConnectionId,
+        id: Option<CommandId>,
+        channel: ChannelName,
+        data: serde_json::Value,
+        idempotency_key: Option<&str>,
+        now: Instant,
+    ) -> Result<(), HubError> {
+        if !self.publishes.try_take(now) {
+            Metrics::bump(&self.state.metrics.n_rate_limited);
+            return Err(HubError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "at most {} publishes per second",
+                    self.state.config.limits.max_publish_rate
+                ),
+            ));
+        }
+        if idempotency_key.is_some_and(|key| key.is_empty() || key.len() > 128) {
+            return Err(HubError::new(
+                ErrorCode::BadRequest,
+                "idempotency_key must be 1 to 128 bytes",
+            ));
+        }
+        let granted = self.capabilities.allows(&channel);
+        let position = self.hub().with(|hub| {
+            hub.publish(
+                Publisher::Connection {
+                    id: connection_id,
+                    granted,
+                },
+                &channel,
+                data,
+                idempotency_key,
+                now,
+                unix_time_ms(),
+            )
+        })?;
+        self.reply(&ServerMessage::Published {
+            id,
+            channel,
+            position,
+        });
+        Ok(())
+    }
+
+    /// Whether the connection's tokens grant `channel`: by the connection
+    /// token's capabilities, or by a subscription token.
+    fn grant(&self, channel: &ChannelName, token: Option<&Token>) -> Result<bool, HubError> {
+        if self.capabilities.allows(channel) {
+            return Ok(true);
+        }
+        let Some(token) = token else {
+            return Ok(false);
+        };
+        let (Some(verifier), Some(user)) = (&self.state.config.verifier, &self.user) else {
+            return Err(HubError::new(
+                ErrorCode::InvalidToken,
+                AuthError::NotConfigured.to_string(),
+            ));
+        };
+        verifier
+            .verify_subscription(&token.0, user, channel)
+            .map(|()| true)
+            .map_err(|error| HubError::new(ErrorCode::InvalidToken, error.to_string()))
+    }
+
     fn connect(
         &mut self,
         id: Option<CommandId>,
-        token: Option<&str>,
+        token: Option<&Token>,
         name: Option<&str>,
         anonymous_id: Option<String>,
     ) {
-        if token.is_some() {
-            self.error(
-                id,
-                ErrorCode::PermissionDenied,
-                "this server accepts anonymous connections only",
-            );
-            return;
-        }
-        let Some(name) = name.and_then(normalize_display_name) else {
-            self.error(
-                id,
-                ErrorCode::InvalidName,
-                "a display name of 1 to 40 characters is required",
-            );
-            return;
-        };
-        let user = match anonymous_id {
-            Some(anonymous_id) if is_valid_anonymous_id(&anonymous_id) => {
-                UserId(format!("anon-{anonymous_id}"))
+        let (user, name) = match token {
+            Some(token) => {
+                let Some(verifier) = &self.state.config.verifier else {
+                    self.refuse(
+                        CloseCode::Unauthorized,
+                        &AuthError::NotConfigured.to_string(),
+                    );
+                    return;
+                };
+                match verifier.verify_connection(&token.0) {
+                    Ok(claims) => {
+                        self.capabilities = Capabilities::new(claims.channels);
+                        self.expires_at = claims.exp;
+                        let name = claims
+                            .name
+                            .as_deref()
+                            .or(name)
+                            .and_then(normalize_display_name)
+                            .unwrap_or_else(|| claims.sub.chars().take(40).collect());
+                        (UserId(claims.sub), name)
+                    }
+                    Err(AuthError::Expired) => {
+                        Metrics::bump(&self.state.metrics.n_expired_tokens);
+                        self.refuse(CloseCode::TokenExpired, "the connection token expired");
+                        return;
+                    }
+                    Err(error) => {
+                        self.refuse(CloseCode::Unauthorized, &error.to_string());
+                        return;
+                    }
+                }
             }
-            Some(_) => {
-                self.error(
-                    id,
-                    ErrorCode::BadRequest,
-                    "anonymous_id must be 8 to 64 of A-Z, a-z, 0-9, - and _",
-                );
-                return;
+            None => {
+                if !self.state.config.allow_anonymous {
+                    self.refuse(CloseCode::Unauthorized, "a token is required");
+                    return;
+                }
+                let Some(name) = name.and_then(normalize_display_name) else {
+                    self.error(
+                        id,
+                        ErrorCode::InvalidName,
+                        "a display name of 1 to 40 characters is required",
+                    );
+                    return;
+                };
+                let user = match anonymous_id {
+                    Some(anonymous_id) if is_valid_anonymous_id(&anonymous_id) => {
+                        UserId(format!("anon-{anonymous_id}"))
+                    }
+                    Some(_) => {
+                        self.error(
+                            id,
+                            ErrorCode::BadRequest,
+                            "anonymous_id must be 8 to 64 of A-Z, a-z, 0-9, - and _",
+                        );
+                        return;
+                    }
+                    None => UserId(format!("anon-{:016x}", rand::random::<u64>())),
+                };
+                (user, name)
             }
-            None => UserId(format!("anon-{:016x}", rand::random::<u64>())),
         };
         let user = UserInfo::new(user, name);
         let connection_id = self
             .hub()
             .with(|hub| hub.connect(user.clone(), self.outbox.clone()));
         self.connection_id = Some(connection_id);
+        self.user = Some(user.user.clone());
         let limits = &self.state.config.limits;
         self.reply(&ServerMessage::Connected {
             id,
@@ -197,7 +388,38 @@ impl Session {
             user,
             ping_interval_ms: limits.ping_interval.as_millis() as u64,
             max_message_size: limits.max_message_size,
+            expires_at: self.expires_at,
         });
+    }
+
+    /// Refuses a connect by closing: a client must not retry a bad token.
+    fn refuse(&self, code: CloseCode, reason: &str) {
+        self.outbox.close(code, reason, false);
+    }
+
+    fn refresh(&mut self, id: Option<CommandId>, token: &Token) -> Result<(), HubError> {
+        let verifier = self.state.config.verifier.as_ref().ok_or_else(|| {
+            HubError::new(
+                ErrorCode::InvalidToken,
+                AuthError::NotConfigured.to_string(),
+            )
+        })?;
+        let claims = verifier
+            .verify_connection(&token.0)
+            .map_err(|error| HubError::new(ErrorCode::InvalidToken, error.to_string()))?;
+        if self.user.as_ref().is_none_or(|user| user.0 != claims.sub) {
+            return Err(HubError::new(
+                ErrorCode::InvalidToken,
+                "a refresh token must be for the same user",
+            ));
+        }
+        self.capabilities = Capabilities::new(claims.channels);
+        self.expires_at = claims.exp;
+        self.reply(&ServerMessage::Refreshed {
+            id,
+            expires_at: claims.exp,
+        });
+        Ok(())
     }
 
     /// Leaves the hub; called once when the socket ends.

@@ -274,6 +274,7 @@ async fn subscribing_twice_and_unsubscribing_a_stranger_are_errors() {
             channel: channel.clone(),
             since: None,
             rewind: None,
+            token: None,
         })
         .await;
     assert_eq!(error_code(&reply), ErrorCode::AlreadySubscribed);

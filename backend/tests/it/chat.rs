@@ -43,14 +43,14 @@ async fn publications_carry_their_sender_and_arrive_in_order() {
     let mut alice = server.client("Alice").await;
     let mut bob = server.client("Bob").await;
     bob.subscribe("chat:lobby").await;
-    for n in 0..50 {
+    for n in 0..30 {
         alice
             .publish("chat:lobby", json!({"text": n.to_string()}))
             .await;
     }
     let mut last_offset = 0;
     let mut n = 0;
-    while n < 50 {
+    while n < 30 {
         if let ServerMessage::Publication { publication, .. } = bob.recv().await {
             assert_eq!(publication.data["text"], n.to_string());
             assert_eq!(publication.sender.unwrap().name, "Alice");
@@ -78,6 +78,7 @@ async fn who_is_here_and_history_on_join() {
             channel,
             since: None,
             rewind: Some(10),
+            token: None,
         })
         .await;
     let ServerMessage::Subscribed {

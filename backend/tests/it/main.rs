@@ -1,7 +1,11 @@
 //! Integration stories against a real server on 127.0.0.1:0, spoken to by
 //! real WebSocket and HTTP clients.
 
+mod api;
+mod auth;
 mod bad_input;
 mod chat;
 mod lifecycle;
+mod limits;
+mod recovery;
 mod support;

@@ -58,6 +58,14 @@ mod tempdir {
     }
 }
 
+/// The HS256 secret and API key stories use when they enable tokens.
+pub const JWT_SECRET: &str = "test-secret-0123456789abcdef";
+pub const API_KEY: &str = "test-api-key-0123456789";
+
+pub fn minter() -> rookery::auth::Minter {
+    rookery::auth::Minter::hs256(JWT_SECRET.as_bytes()).unwrap()
+}
+
 pub const INDEX_HTML: &str = "<!doctype html><title>Rookery test app</title>";
 
 impl TestServer {
@@ -70,6 +78,8 @@ impl TestServer {
         std::fs::write(dist.path().join("index.html"), INDEX_HTML).unwrap();
         std::fs::write(dist.path().join("app.js"), "console.log('app')").unwrap();
         let mut config = Config::for_tests();
+        config.verifier = Some(rookery::auth::Verifier::hs256(JWT_SECRET.as_bytes()).unwrap());
+        config.api_key = Some(API_KEY.into());
         config.dist_dir = PathBuf::from(dist.path());
         config.data_dir = dist.path().join("data");
         configure(&mut config);
@@ -98,6 +108,13 @@ impl TestServer {
         format!("http://{}{path}", self.address)
     }
 
+    /// An HTTP API request builder with the API key.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, self.url(&format!("/api/v1{path}")))
+            .bearer_auth(API_KEY)
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.address)
     }
@@ -122,6 +139,17 @@ pub async fn within<T>(future: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, future)
         .await
         .expect("timed out waiting for an event")
+}
+
+/// Polls `condition` until it holds, failing after [`WAIT`]. For state the
+/// server exposes no event for.
+pub async fn wait_until(condition: impl Fn() -> bool) {
+    within(async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -259,6 +287,17 @@ impl TestClient {
         reply
     }
 
+    /// Sends `connect` with a token; returns the reply.
+    pub async fn connect_with_token(&mut self, token: &str) -> ServerMessage {
+        self.request(|id| ClientMessage::Connect {
+            id,
+            token: Some(rookery_common::Token(token.into())),
+            name: None,
+            anonymous_id: None,
+        })
+        .await
+    }
+
     pub async fn subscribe(&mut self, channel: &str) -> ServerMessage {
         let channel = ChannelName::parse(channel).unwrap();
         let reply = self
@@ -267,6 +306,7 @@ impl TestClient {
                 channel,
                 since: None,
                 rewind: None,
+                token: None,
             })
             .await;
         assert!(
