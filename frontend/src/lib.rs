@@ -4,12 +4,14 @@
 //! - [`socket`]: the one module that owns the WebSocket ([`socket::Connection`]).
 //! - [`identity`]: the display name and anonymous id this browser uses.
 //! - [`chat`]: the chat room's state, updated by channel events.
+//! - [`notifications`]: this user's notifications, shown as toasts.
 //! - [`pages`]: one component per route.
 //! - [`components`]: pieces shared by pages.
 
 pub mod chat;
 pub mod components;
 pub mod identity;
+pub mod notifications;
 pub mod pages;
 pub mod socket;
 
@@ -17,6 +19,7 @@ use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
+use crate::components::toasts::ToastArea;
 use crate::identity::Identity;
 use crate::pages::chat_room::ChatRoomPage;
 use crate::pages::home::HomePage;
@@ -33,6 +36,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=HomePage />
                 <Route path=path!("/chat/:room") view=ChatRoomPage />
             </Routes>
+            <ToastArea />
         </Router>
     }
 }

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use futures::channel::mpsc;
+use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
 use gloo_net::websocket::futures::WebSocket;
 use gloo_net::websocket::{Message, WebSocketError};
@@ -25,6 +25,8 @@ use rookery_common::{
     ServerMessage, StreamPosition, UserInfo, decode_server,
 };
 use serde_json::Value;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
 
 use crate::identity::Identity;
 
@@ -93,6 +95,8 @@ enum Outgoing {
     Text(String),
     /// Close the socket and connect again at once (the name changed).
     Restart,
+    /// The browser lost the network: close and wait for it to come back.
+    NetworkDown,
 }
 
 struct Driver {
@@ -100,6 +104,13 @@ struct Driver {
     identity: Identity,
     /// The live socket's queue; `None` until the server accepted `connect`.
     socket: Option<mpsc::UnboundedSender<Outgoing>>,
+    /// The current socket's queue from the moment it opens, for control
+    /// messages (restart, network down).
+    control: Option<mpsc::UnboundedSender<Outgoing>>,
+    /// Cuts a reconnect wait short (the network came back, the name changed).
+    wake: Option<oneshot::Sender<()>>,
+    /// The browser says it is offline.
+    network_down: bool,
     subscriptions: HashMap<ChannelName, Subscription>,
     pending: HashMap<CommandId, Pending>,
     offline_publishes: VecDeque<(ClientMessage, Option<PublishDone>)>,
@@ -142,18 +153,23 @@ impl Connection {
             url,
             identity,
             socket: None,
+            control: None,
+            wake: None,
+            network_down: !window().navigator().on_line(),
             subscriptions: HashMap::new(),
             pending: HashMap::new(),
             offline_publishes: VecDeque::new(),
             next_id: 1,
             running: false,
         };
+        let driver = Rc::new(RefCell::new(driver));
+        listen_to_network(&driver);
         Self {
             status: RwSignal::new(Status::Offline {
                 reason: "not connected yet".into(),
             }),
             me: RwSignal::new(None),
-            driver: StoredValue::new_local(Rc::new(RefCell::new(driver))),
+            driver: StoredValue::new_local(driver),
         }
     }
 
@@ -177,13 +193,17 @@ impl Connection {
     /// Reconnects with the new display name, if connected.
     pub fn name_changed(&self) {
         let driver = self.driver();
-        let socket = driver.borrow().socket.clone();
-        match socket {
-            Some(socket) => {
-                let _ = socket.unbounded_send(Outgoing::Restart);
-            }
-            None => self.ensure_running(),
+        let (control, wake) = {
+            let mut state = driver.borrow_mut();
+            (state.control.clone(), state.wake.take())
+        };
+        if let Some(control) = control {
+            let _ = control.unbounded_send(Outgoing::Restart);
         }
+        if let Some(wake) = wake {
+            let _ = wake.send(());
+        }
+        self.ensure_running();
     }
 
     /// Subscribes `channel` for as long as the page wants it, with the
@@ -304,6 +324,7 @@ impl Driver {
     /// queue (in order, ahead of newer ones).
     fn disconnected(&mut self) -> Vec<Handler> {
         self.socket = None;
+        self.control = None;
         let mut unanswered: Vec<(CommandId, ClientMessage, Option<PublishDone>)> = self
             .pending
             .drain()
@@ -336,6 +357,13 @@ async fn run(driver: Rc<RefCell<Driver>>, connection: Connection) {
     let backoff = Backoff::default();
     let mut attempt: u32 = 0;
     loop {
+        if driver.borrow().network_down {
+            connection.status.set(Status::Offline {
+                reason: "no network connection".into(),
+            });
+            wait_for_wake(&driver, None).await;
+            attempt = 0;
+        }
         connection.status.set(Status::Connecting);
         let ended = session(&driver, connection).await;
         let handlers = driver.borrow_mut().disconnected();
@@ -344,6 +372,9 @@ async fn run(driver: Rc<RefCell<Driver>>, connection: Connection) {
         }
         if ended.was_live {
             attempt = 0;
+        }
+        if driver.borrow().network_down {
+            continue;
         }
         let delay_ms = if ended.restart {
             0
@@ -368,21 +399,87 @@ async fn run(driver: Rc<RefCell<Driver>>, connection: Connection) {
                 }
             }
         };
-        count_down(connection, delay_ms).await;
+        count_down(&driver, connection, delay_ms).await;
     }
 }
 
-/// Waits `delay_ms`, showing the seconds left.
-async fn count_down(connection: Connection, delay_ms: u64) {
+/// Waits `delay_ms`, showing the seconds left; the network coming back or a
+/// new name cuts it short.
+async fn count_down(driver: &Rc<RefCell<Driver>>, connection: Connection, delay_ms: u64) {
     let mut left = delay_ms;
     while left > 0 {
         connection.status.set(Status::Reconnecting {
             in_secs: left.div_ceil(1000) as u32,
         });
         let step = left.min(1000);
-        TimeoutFuture::new(step as u32).await;
+        if wait_for_wake(driver, Some(step as u32)).await {
+            return;
+        }
         left -= step;
     }
+}
+
+/// Waits for a wake-up (or `timeout_ms`); returns true when woken.
+async fn wait_for_wake(driver: &Rc<RefCell<Driver>>, timeout_ms: Option<u32>) -> bool {
+    let (wake, woken) = oneshot::channel();
+    driver.borrow_mut().wake = Some(wake);
+    let woken = match timeout_ms {
+        Some(ms) => {
+            let mut timeout = TimeoutFuture::new(ms).fuse();
+            let mut woken = woken.fuse();
+            futures::select! {
+                result = woken => result.is_ok(),
+                () = timeout => false,
+            }
+        }
+        None => woken.await.is_ok(),
+    };
+    driver.borrow_mut().wake = None;
+    woken
+}
+
+/// Follows the browser's `online`/`offline` events: going offline closes the
+/// socket at once (instead of waiting for the heartbeat to notice), coming
+/// back reconnects without waiting out the backoff.
+fn listen_to_network(driver: &Rc<RefCell<Driver>>) {
+    let on_offline = {
+        let driver = Rc::downgrade(driver);
+        Closure::<dyn FnMut()>::new(move || {
+            let Some(driver) = driver.upgrade() else {
+                return;
+            };
+            let control = {
+                let mut state = driver.borrow_mut();
+                state.network_down = true;
+                state.control.clone()
+            };
+            if let Some(control) = control {
+                let _ = control.unbounded_send(Outgoing::NetworkDown);
+            }
+        })
+    };
+    let on_online = {
+        let driver = Rc::downgrade(driver);
+        Closure::<dyn FnMut()>::new(move || {
+            let Some(driver) = driver.upgrade() else {
+                return;
+            };
+            let wake = {
+                let mut state = driver.borrow_mut();
+                state.network_down = false;
+                state.wake.take()
+            };
+            if let Some(wake) = wake {
+                let _ = wake.send(());
+            }
+        })
+    };
+    let window = window();
+    let _ = window.add_event_listener_with_callback("offline", on_offline.as_ref().unchecked_ref());
+    let _ = window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
+    // The connection lives as long as the page: so do its listeners.
+    on_offline.forget();
+    on_online.forget();
 }
 
 /// One socket from open to close.
@@ -406,6 +503,8 @@ async fn session(driver: &Rc<RefCell<Driver>>, connection: Connection) -> Ended 
     let Ok(socket) = WebSocket::open_with_protocol(&url, SUBPROTOCOL_JSON) else {
         return ended;
     };
+    let (outgoing_tx, mut outgoing) = mpsc::unbounded::<Outgoing>();
+    driver.borrow_mut().control = Some(outgoing_tx.clone());
     let mut socket = socket.fuse();
     if socket
         .send(Message::Text(encode_client(&connect)))
@@ -414,7 +513,6 @@ async fn session(driver: &Rc<RefCell<Driver>>, connection: Connection) -> Ended 
     {
         return ended;
     }
-    let (outgoing_tx, mut outgoing) = mpsc::unbounded::<Outgoing>();
     let mut silence_limit_ms = DEFAULT_SILENCE_LIMIT_MS;
     let mut last_heard = js_sys::Date::now();
 
@@ -462,6 +560,10 @@ async fn session(driver: &Rc<RefCell<Driver>>, connection: Connection) -> Ended 
                 Some(Outgoing::Restart) | None => {
                     ended.restart = true;
                     let _ = socket.into_inner().close(Some(1000), Some("reconnecting"));
+                    return ended;
+                }
+                Some(Outgoing::NetworkDown) => {
+                    let _ = socket.into_inner().close(Some(1000), Some("network down"));
                     return ended;
                 }
             },

@@ -2,3 +2,4 @@
 
 pub mod connection_status;
 pub mod name_form;
+pub mod toasts;
