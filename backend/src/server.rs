@@ -20,8 +20,9 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::{api, ws};
 
-/// How often expired history and idempotency keys are dropped.
-const SWEEP_PERIOD: Duration = Duration::from_secs(30);
+/// How often expired history, positions and idempotency keys are dropped:
+/// a live map's stale markers should go within about a second of their TTL.
+const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
 /// What every handler and connection task shares.
 #[derive(Debug, Clone)]

@@ -106,6 +106,7 @@ mod tests {
 
     use super::*;
     use crate::codes::CloseCode;
+    use crate::location::{GoneReason, Location, SharedLocation};
     use crate::protocol::{ConnectionId, Publication, StreamPosition, Token};
     use crate::user::{UserId, UserInfo};
 
@@ -235,6 +236,35 @@ mod tests {
         ("[a-z0-9-]{1,10}", ".{1,10}").prop_map(|(user, name)| UserInfo::new(UserId(user), name))
     }
 
+    fn location() -> impl Strategy<Value = Location> {
+        (
+            -90.0..90.0f64,
+            -180.0..180.0f64,
+            0.0..5000.0f64,
+            any::<u64>(),
+            proptest::option::of(0.0..50.0f64),
+            proptest::option::of(0.0..360.0f64),
+        )
+            .prop_map(|(lat, lon, accuracy, time, speed, heading)| Location {
+                lat,
+                lon,
+                accuracy,
+                time,
+                speed,
+                heading,
+            })
+    }
+
+    fn shared() -> impl Strategy<Value = SharedLocation> {
+        (user(), location(), any::<bool>()).prop_map(|(member, location, approximate)| {
+            SharedLocation {
+                member,
+                location,
+                approximate,
+            }
+        })
+    }
+
     fn members() -> impl Strategy<Value = Vec<UserInfo>> {
         proptest::collection::vec(user(), 0..3)
     }
@@ -313,6 +343,15 @@ mod tests {
                     since,
                     limit,
                 }),
+            (id(), channel(), location(), any::<bool>()).prop_map(
+                |(id, channel, location, approximate)| ClientMessage::Locate {
+                    id,
+                    channel,
+                    location,
+                    approximate,
+                }
+            ),
+            (id(), channel()).prop_map(|(id, channel)| ClientMessage::StopSharing { id, channel }),
             id().prop_map(|id| ClientMessage::Ping { id }),
             Just(ClientMessage::Pong {}),
         ]
@@ -346,10 +385,11 @@ mod tests {
                 proptest::option::of(position()),
                 proptest::option::of(any::<bool>()),
                 proptest::collection::vec(publication(), 0..3),
-                proptest::option::of(members())
+                proptest::option::of(members()),
+                proptest::option::of(proptest::collection::vec(shared(), 0..3))
             )
                 .prop_map(
-                    |(id, channel, position, recovered, publications, members)| {
+                    |(id, channel, position, recovered, publications, members, locations)| {
                         ServerMessage::Subscribed {
                             id,
                             channel,
@@ -357,9 +397,25 @@ mod tests {
                             recovered,
                             publications,
                             members,
+                            locations,
                         }
                     }
                 ),
+            (id(), channel()).prop_map(|(id, channel)| ServerMessage::Located { id, channel }),
+            (id(), channel()).prop_map(|(id, channel)| ServerMessage::Stopped { id, channel }),
+            (channel(), shared())
+                .prop_map(|(channel, shared)| ServerMessage::Location { channel, shared }),
+            (channel(), "[a-z]{1,8}", any::<bool>()).prop_map(|(channel, user, expired)| {
+                ServerMessage::LocationGone {
+                    channel,
+                    user: UserId(user),
+                    reason: if expired {
+                        GoneReason::Expired
+                    } else {
+                        GoneReason::Stopped
+                    },
+                }
+            }),
             (id(), channel()).prop_map(|(id, channel)| ServerMessage::Unsubscribed { id, channel }),
             (id(), channel(), proptest::option::of(position())).prop_map(
                 |(id, channel, position)| ServerMessage::Published {

@@ -81,6 +81,12 @@ code_table! {
         InvalidName = 115, "invalid_name", "the display name is empty or too long";
         ChannelFull = 116, "channel_full", "the channel's presence reached its member limit";
         InvalidToken = 117, "invalid_token", "the token is malformed, forged, expired or for another user or channel";
+        WrongKind = 118, "wrong_kind", "the command does not apply to this channel's kind";
+        InvalidLocation = 119, "invalid_location", "coordinates out of range or not finite, or the (0, 0) point";
+        TooFrequent = 120, "too_frequent", "a position came sooner than the namespace's minimum interval";
+        TooClose = 121, "too_close", "the position moved less than the namespace's minimum distance";
+        TooInaccurate = 122, "too_inaccurate", "the accuracy radius is over the namespace's maximum";
+        FutureTimestamp = 123, "future_timestamp", "the position's time is ahead of the server's clock";
     }
 }
 

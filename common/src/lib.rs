@@ -11,18 +11,21 @@
 //! - [`protocol`]: the commands a client sends and the messages a server sends.
 //! - [`codec`]: text-frame encoding and the decoder that classifies bad input.
 //! - [`user`]: user identity and the colour every side derives from it.
+//! - [`location`]: positions on the live map, and their geometry.
 //! - [`backoff`]: the reconnect delay policy clients follow.
 
 pub mod backoff;
 pub mod channel;
 pub mod codec;
 pub mod codes;
+pub mod location;
 pub mod protocol;
 pub mod user;
 
 pub use channel::{ChannelName, ChannelNameError};
 pub use codec::{DecodeError, decode_client, decode_server, encode};
 pub use codes::{CloseCode, ErrorCode, Reconnect};
+pub use location::{GoneReason, Location, SharedLocation};
 pub use protocol::{
     ClientMessage, CommandId, ConnectionId, Publication, ServerMessage, StreamPosition, Token,
 };

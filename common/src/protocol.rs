@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::channel::ChannelName;
 use crate::codes::{CloseCode, ErrorCode};
-use crate::user::UserInfo;
+use crate::location::{GoneReason, Location, SharedLocation};
+use crate::user::{UserId, UserInfo};
 
 /// Chosen by the client to match a reply to its command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -139,6 +140,23 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// Shares (or updates) this user's position in a latest-value channel
+    /// (`map:`). With `approximate`, others only ever get it rounded to
+    /// about a kilometre.
+    Locate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        channel: ChannelName,
+        location: Location,
+        #[serde(default)]
+        approximate: bool,
+    },
+    /// Stops sharing: the marker goes for everyone at once.
+    StopSharing {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        channel: ChannelName,
+    },
     /// Replaces the connection token before it expires.
     Refresh {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,6 +182,8 @@ impl ClientMessage {
             | ClientMessage::Presence { id, .. }
             | ClientMessage::History { id, .. }
             | ClientMessage::Refresh { id, .. }
+            | ClientMessage::Locate { id, .. }
+            | ClientMessage::StopSharing { id, .. }
             | ClientMessage::Ping { id } => *id,
             ClientMessage::Pong {} => None,
         }
@@ -179,6 +199,8 @@ impl ClientMessage {
             ClientMessage::Presence { .. } => "presence",
             ClientMessage::History { .. } => "history",
             ClientMessage::Refresh { .. } => "refresh",
+            ClientMessage::Locate { .. } => "locate",
+            ClientMessage::StopSharing { .. } => "stop_sharing",
             ClientMessage::Ping { .. } => "ping",
             ClientMessage::Pong {} => "pong",
         }
@@ -193,6 +215,8 @@ impl ClientMessage {
         "presence",
         "history",
         "refresh",
+        "locate",
+        "stop_sharing",
         "ping",
         "pong",
     ];
@@ -234,6 +258,9 @@ pub enum ServerMessage {
         /// Who is here, when the namespace has presence.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         members: Option<Vec<UserInfo>>,
+        /// Every current value, in a latest-value channel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        locations: Option<Vec<SharedLocation>>,
     },
     /// Reply to `unsubscribe`.
     Unsubscribed {
@@ -264,6 +291,18 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         position: Option<StreamPosition>,
         publications: Vec<Publication>,
+    },
+    /// Reply to `locate`: the position was accepted.
+    Located {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        channel: ChannelName,
+    },
+    /// Reply to `stop_sharing`.
+    Stopped {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        channel: ChannelName,
     },
     /// Reply to `refresh`.
     Refreshed {
@@ -300,6 +339,19 @@ pub enum ServerMessage {
         channel: ChannelName,
         member: UserInfo,
     },
+    /// Push: a sharer's newest position. A slow subscriber gets only the
+    /// newest per sharer, never a backlog.
+    Location {
+        channel: ChannelName,
+        #[serde(flatten)]
+        shared: SharedLocation,
+    },
+    /// Push: a sharer's marker is gone.
+    LocationGone {
+        channel: ChannelName,
+        user: UserId,
+        reason: GoneReason,
+    },
     /// Push: heartbeat; answer with `pong`.
     Ping {},
     /// Push: the server is about to close the socket with `code`.
@@ -329,11 +381,15 @@ impl ServerMessage {
             | ServerMessage::Presence { id, .. }
             | ServerMessage::History { id, .. }
             | ServerMessage::Refreshed { id, .. }
+            | ServerMessage::Located { id, .. }
+            | ServerMessage::Stopped { id, .. }
             | ServerMessage::Pong { id }
             | ServerMessage::Error { id, .. } => *id,
             ServerMessage::Publication { .. }
             | ServerMessage::Join { .. }
             | ServerMessage::Leave { .. }
+            | ServerMessage::Location { .. }
+            | ServerMessage::LocationGone { .. }
             | ServerMessage::Ping {}
             | ServerMessage::Disconnect { .. } => None,
         }

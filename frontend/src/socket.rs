@@ -603,6 +603,7 @@ fn dispatch(driver: &Rc<RefCell<Driver>>, message: ServerMessage) {
             recovered,
             publications,
             members,
+            ..
         } => {
             if let Some(id) = id {
                 state.pending.remove(&id);
@@ -688,6 +689,12 @@ fn dispatch(driver: &Rc<RefCell<Driver>>, message: ServerMessage) {
                 state.pending.remove(&id);
             }
         }
+        ServerMessage::Located { id, .. } | ServerMessage::Stopped { id, .. } => {
+            if let Some(id) = id {
+                state.pending.remove(&id);
+            }
+        }
+        ServerMessage::Location { .. } | ServerMessage::LocationGone { .. } => {}
         ServerMessage::Connected { .. } | ServerMessage::Disconnect { .. } => {}
     }
 }

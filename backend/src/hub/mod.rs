@@ -7,11 +7,13 @@
 //! - [`namespace`]: per-namespace behaviour.
 //! - [`history`]: one channel's bounded, expiring stream with positions.
 //! - [`presence`]: one channel's members.
+//! - [`latest`]: one latest-value channel's positions, filters and expiry.
 //! - [`idempotency`]: recently seen publish keys.
 //! - [`outbox`]: the bounded queue to one connection's writer.
 
 pub mod history;
 pub mod idempotency;
+pub mod latest;
 pub mod namespace;
 pub mod outbox;
 pub mod presence;

@@ -26,9 +26,13 @@ pub enum Publishers {
 pub enum ChannelKind {
     /// Ordered publications with history (chat, notifications, events).
     Stream,
+    /// One current position per member (the live map): a new subscriber
+    /// gets them all at once, keys expire, slow subscribers get only the
+    /// newest.
+    LatestValue,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NamespaceConfig {
     pub kind: ChannelKind,
@@ -47,6 +51,23 @@ pub struct NamespaceConfig {
     pub private: bool,
     /// `ns:{user}` is usable only by that user (personal notifications).
     pub personal: bool,
+    /// Latest-value channels: a position not updated for this long expires.
+    #[serde(with = "seconds")]
+    pub value_ttl: Duration,
+    /// Latest-value channels: least time between accepted positions of one
+    /// member.
+    #[serde(rename = "min_interval_ms", with = "milliseconds")]
+    pub min_interval: Duration,
+    /// Latest-value channels: least movement, in metres, for a new position
+    /// to be accepted (a member standing still still refreshes every third
+    /// of the TTL).
+    pub min_distance_m: f64,
+    /// Latest-value channels: largest accuracy radius accepted, in metres.
+    pub max_accuracy_m: f64,
+    /// Latest-value channels: how far ahead of the server's clock a
+    /// position's time may be (device clock skew).
+    #[serde(rename = "max_future_ms", with = "milliseconds")]
+    pub max_future: Duration,
 }
 
 impl Default for NamespaceConfig {
@@ -60,7 +81,22 @@ impl Default for NamespaceConfig {
             publishers: Publishers::Clients,
             private: false,
             personal: false,
+            value_ttl: Duration::from_secs(120),
+            min_interval: Duration::from_millis(1000),
+            min_distance_m: 2.0,
+            max_accuracy_m: 10_000.0,
+            max_future: Duration::from_secs(60),
         }
+    }
+}
+
+mod milliseconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
     }
 }
 
@@ -114,9 +150,15 @@ impl Default for Namespaces {
             personal: true,
             ..NamespaceConfig::default()
         };
+        let map = NamespaceConfig {
+            kind: ChannelKind::LatestValue,
+            presence: true,
+            ..NamespaceConfig::default()
+        };
         Self(HashMap::from([
             ("chat".to_owned(), chat),
             ("notify".to_owned(), notify),
+            ("map".to_owned(), map),
         ]))
     }
 }

@@ -3,11 +3,17 @@
 //! The hub never waits on a socket: it `push`es encoded frames and, when a
 //! connection's queue is full, closes that connection as a slow consumer
 //! instead of slowing everyone else down.
+//!
+//! Latest-value updates take a second, conflating lane: one slot per key,
+//! where a newer value replaces an unsent older one. A slow reader of a
+//! live map gets the newest position of each sharer, never a backlog, and
+//! is never disconnected for it.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::Utf8Bytes;
-use rookery_common::CloseCode;
+use rookery_common::{ChannelName, CloseCode, UserId};
 use tokio::sync::{Notify, mpsc};
 
 /// One encoded text frame. Cloning is a reference-count increment, so a
@@ -31,11 +37,28 @@ struct CloseSignal {
     notify: Notify,
 }
 
+/// A slot of the conflating lane: one sharer in one channel.
+pub type LaneKey = (ChannelName, UserId);
+
+#[derive(Debug, Default)]
+struct Lane {
+    pending: Mutex<LaneSlots>,
+    notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct LaneSlots {
+    frames: HashMap<LaneKey, Frame>,
+    /// Keys in the order they first became pending, so no sharer starves.
+    order: VecDeque<LaneKey>,
+}
+
 /// The hub's end of a connection's queue.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     frames: mpsc::Sender<Frame>,
     close: Arc<CloseSignal>,
+    lane: Arc<Lane>,
 }
 
 /// The writer task's end.
@@ -43,6 +66,7 @@ pub struct Outbox {
 pub struct OutboxReceiver {
     frames: mpsc::Receiver<Frame>,
     close: Arc<CloseSignal>,
+    lane: Arc<Lane>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -64,16 +88,32 @@ impl Outbox {
     pub fn new(capacity: usize) -> (Outbox, OutboxReceiver) {
         let (frames_tx, frames_rx) = mpsc::channel(capacity.max(1));
         let close = Arc::new(CloseSignal::default());
+        let lane = Arc::new(Lane::default());
         (
             Outbox {
                 frames: frames_tx,
                 close: close.clone(),
+                lane: lane.clone(),
             },
             OutboxReceiver {
                 frames: frames_rx,
                 close,
+                lane,
             },
         )
+    }
+
+    /// Queues the newest value for `key`, replacing an unsent older one.
+    pub fn push_latest(&self, key: LaneKey, frame: Frame) {
+        if self.is_closing() {
+            return;
+        }
+        let mut slots = self.lane.pending.lock().expect("lane lock");
+        if slots.frames.insert(key.clone(), frame).is_none() {
+            slots.order.push_back(key);
+        }
+        drop(slots);
+        self.lane.notify.notify_one();
     }
 
     pub fn push(&self, frame: Frame) -> Result<(), PushError> {
@@ -132,9 +172,18 @@ impl OutboxReceiver {
                 }
                 return Next::Close(closing);
             }
+            // Ordered messages first: a subscription's snapshot must reach
+            // the client before the updates that follow it.
+            if let Ok(frame) = self.frames.try_recv() {
+                return Next::Frame(frame);
+            }
+            if let Some(frame) = self.take_latest() {
+                return Next::Frame(frame);
+            }
             tokio::select! {
                 biased;
                 () = self.close.notify.notified() => {}
+                () = self.lane.notify.notified() => {}
                 frame = self.frames.recv() => match frame {
                     Some(frame) => return Next::Frame(frame),
                     // Every sender is gone: the hub forgot this connection.
@@ -160,7 +209,17 @@ impl OutboxReceiver {
         {
             return None;
         }
-        self.frames.try_recv().ok()
+        self.frames.try_recv().ok().or_else(|| self.take_latest())
+    }
+
+    fn take_latest(&self) -> Option<Frame> {
+        let mut slots = self.lane.pending.lock().expect("lane lock");
+        while let Some(key) = slots.order.pop_front() {
+            if let Some(frame) = slots.frames.remove(&key) {
+                return Some(frame);
+            }
+        }
+        None
     }
 }
 
@@ -181,6 +240,23 @@ mod tests {
             Next::Close(closing) => assert_eq!(closing.code, CloseCode::SlowConsumer),
             other => panic!("expected close, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_latest_lane_keeps_only_the_newest_per_key_behind_ordered_frames() {
+        let (outbox, mut receiver) = Outbox::new(4);
+        let channel = ChannelName::parse("map:x").unwrap();
+        let key = |user: &str| (channel.clone(), UserId(user.into()));
+        outbox.push(Frame::from_static("snapshot")).unwrap();
+        for n in 0..100 {
+            outbox.push_latest(key("ada"), Frame::from(format!("ada {n}")));
+        }
+        outbox.push_latest(key("bob"), Frame::from_static("bob 0"));
+        let mut received = Vec::new();
+        while let Some(frame) = receiver.try_next_frame() {
+            received.push(frame.as_str().to_owned());
+        }
+        assert_eq!(received, ["snapshot", "ada 99", "bob 0"]);
     }
 
     #[tokio::test]

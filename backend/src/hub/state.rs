@@ -9,16 +9,19 @@
 
 use std::collections::{HashMap, HashSet};
 
+use std::time::Duration;
+
 use rookery_common::{
-    ChannelName, CloseCode, CommandId, ConnectionId, ErrorCode, Publication, ServerMessage,
-    StreamPosition, UserInfo, encode,
+    ChannelName, CloseCode, CommandId, ConnectionId, ErrorCode, GoneReason, Location, Publication,
+    ServerMessage, StreamPosition, UserId, UserInfo, encode,
 };
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::history::History;
 use super::idempotency::IdempotencyCache;
-use super::namespace::{NamespaceConfig, Namespaces, Publishers};
+use super::latest::LatestValues;
+use super::namespace::{ChannelKind, NamespaceConfig, Namespaces, Publishers};
 use super::outbox::{Frame, Outbox, PushError};
 use super::presence::Presence;
 use super::{ChannelSummary, HubError, HubLimits, HubStats, NamespaceStats};
@@ -46,6 +49,17 @@ struct Channel {
     subscribers: HashSet<ConnectionId>,
     history: Option<History>,
     presence: Option<Presence>,
+    /// Latest-value channels: each sharer's current position.
+    values: Option<LatestValues>,
+}
+
+impl Channel {
+    /// Nothing left to keep the channel for.
+    fn is_idle(&self) -> bool {
+        self.subscribers.is_empty()
+            && self.history.as_ref().is_none_or(History::is_empty)
+            && self.values.as_ref().is_none_or(LatestValues::is_empty)
+    }
 }
 
 /// Who is publishing.
@@ -185,6 +199,7 @@ impl HubState {
                     History::new(new_epoch(), namespace.history_size, namespace.history_ttl)
                 }),
                 presence: namespace.presence.then(Presence::default),
+                values: (namespace.kind == ChannelKind::LatestValue).then(LatestValues::default),
             }))
     }
 
@@ -264,6 +279,7 @@ impl HubState {
             None => (None, since.map(|_| false), Vec::new()),
         };
         let members = entry.presence.as_ref().map(Presence::members);
+        let locations = entry.values.as_ref().map(LatestValues::snapshot);
         self.connections
             .get_mut(&connection_id)
             .expect("checked above")
@@ -277,6 +293,7 @@ impl HubState {
             recovered,
             publications,
             members,
+            locations,
         };
         self.push(&outbox, Frame::from(encode(&reply)));
         if joined && namespace.join_leave {
@@ -324,7 +341,7 @@ impl HubState {
             .presence
             .as_mut()
             .and_then(|presence| presence.leave(&user.user));
-        if entry.subscribers.is_empty() && entry.history.as_ref().is_none_or(History::is_empty) {
+        if entry.is_idle() {
             self.channels.remove(channel);
         } else if let Some(member) = left
             && join_leave
@@ -352,6 +369,12 @@ impl HubState {
             Publisher::Connection { id, granted } => self.check_access(id, channel, granted)?,
             Publisher::Server => self.namespace(channel)?.clone(),
         };
+        if namespace.kind != ChannelKind::Stream {
+            return Err(wrong_kind(
+                channel,
+                "publish needs a stream channel; use locate",
+            ));
+        }
         let sender = match publisher {
             Publisher::Connection {
                 id: connection_id, ..
@@ -479,13 +502,113 @@ impl HubState {
     /// Drops expired history and idempotency keys, and channels left with
     /// nothing. Run periodically.
     pub fn sweep(&mut self, now: Instant) {
-        self.channels.retain(|_, entry| {
+        let mut expired = Vec::new();
+        for (channel, entry) in &mut self.channels {
             if let Some(history) = &mut entry.history {
                 history.expire(now);
             }
-            !entry.subscribers.is_empty() || entry.history.as_ref().is_some_and(|h| !h.is_empty())
-        });
+            if let Some(values) = &mut entry.values {
+                let ttl = self
+                    .namespaces
+                    .get(channel.namespace())
+                    .map_or(Duration::ZERO, |namespace| namespace.value_ttl);
+                for user in values.expire(ttl, now) {
+                    expired.push((channel.clone(), user));
+                }
+            }
+        }
+        for (channel, user) in expired {
+            self.push_gone(&channel, user, GoneReason::Expired);
+        }
+        self.channels.retain(|_, entry| !entry.is_idle());
         self.idempotency.expire(now);
+    }
+
+    /// Shares (or moves) a member's position in a latest-value channel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn locate(
+        &mut self,
+        connection_id: ConnectionId,
+        channel: &ChannelName,
+        location: &Location,
+        approximate: bool,
+        granted: bool,
+        now: Instant,
+        now_ms: u64,
+    ) -> Result<(), HubError> {
+        let namespace = self.check_access(connection_id, channel, granted)?;
+        if namespace.kind != ChannelKind::LatestValue {
+            return Err(wrong_kind(channel, "locate needs a latest-value channel"));
+        }
+        let member = self.connection(connection_id)?.user.clone();
+        let entry = self.channel_entry(channel)?;
+        let values = entry
+            .values
+            .as_mut()
+            .expect("latest-value channels have values");
+        let shared = values.accept(&member, location, approximate, &namespace, now, now_ms)?;
+        self.namespace_stats(channel).n_publications += 1;
+        let push = ServerMessage::Location {
+            channel: channel.clone(),
+            shared,
+        };
+        self.broadcast_latest(channel, member.user, &push);
+        Ok(())
+    }
+
+    /// Stops a member's sharing: their marker goes for everyone at once.
+    pub fn stop_sharing(
+        &mut self,
+        connection_id: ConnectionId,
+        channel: &ChannelName,
+    ) -> Result<(), HubError> {
+        let namespace = self.namespace(channel)?;
+        if namespace.kind != ChannelKind::LatestValue {
+            return Err(wrong_kind(
+                channel,
+                "stop_sharing needs a latest-value channel",
+            ));
+        }
+        let user = self.connection(connection_id)?.user.user.clone();
+        let was_sharing = self
+            .channels
+            .get_mut(channel)
+            .and_then(|entry| entry.values.as_mut())
+            .is_some_and(|values| values.stop(&user));
+        if was_sharing {
+            self.push_gone(channel, user, GoneReason::Stopped);
+        }
+        if self.channels.get(channel).is_some_and(Channel::is_idle) {
+            self.channels.remove(channel);
+        }
+        Ok(())
+    }
+
+    fn push_gone(&mut self, channel: &ChannelName, user: UserId, reason: GoneReason) {
+        let push = ServerMessage::LocationGone {
+            channel: channel.clone(),
+            user: user.clone(),
+            reason,
+        };
+        self.broadcast_latest(channel, user, &push);
+    }
+
+    /// Fans a latest-value update out through each subscriber's conflating
+    /// lane: never a backlog, never a slow-consumer disconnect.
+    fn broadcast_latest(&mut self, channel: &ChannelName, user: UserId, message: &ServerMessage) {
+        let Some(entry) = self.channels.get(channel) else {
+            return;
+        };
+        let frame = Frame::from(encode(message));
+        let key = (channel.clone(), user);
+        let mut n_deliveries = 0;
+        for connection_id in &entry.subscribers {
+            if let Some(connection) = self.connections.get(connection_id) {
+                connection.outbox.push_latest(key.clone(), frame.clone());
+                n_deliveries += 1;
+            }
+        }
+        self.namespace_stats(channel).n_deliveries += n_deliveries;
     }
 
     /// Closes every connection (graceful shutdown), sending what is queued
@@ -589,11 +712,15 @@ impl HubState {
                 }
             }
             assert!(
-                !entry.subscribers.is_empty() || entry.history.is_some(),
+                !entry.subscribers.is_empty() || entry.history.is_some() || entry.values.is_some(),
                 "{channel} kept with nothing in it"
             );
         }
     }
+}
+
+fn wrong_kind(channel: &ChannelName, message: &str) -> HubError {
+    HubError::new(ErrorCode::WrongKind, format!("{channel}: {message}"))
 }
 
 /// A fresh, unguessable stream epoch. It changes whenever a channel's history

@@ -513,3 +513,111 @@ fn presence_is_bounded_but_a_member_may_open_more_tabs() {
     assert_eq!(refused.code, ErrorCode::ChannelFull);
     state.check_invariants();
 }
+
+mod latest_value {
+    use rookery_common::{GoneReason, Location};
+
+    use super::*;
+
+    fn map() -> ChannelName {
+        ChannelName::parse("map:walk").unwrap()
+    }
+
+    fn at(lat: f64) -> Location {
+        Location {
+            lat,
+            lon: 2.35,
+            accuracy: 5.0,
+            time: 1_800_000_000_000,
+            speed: None,
+            heading: None,
+        }
+    }
+
+    fn locate(
+        state: &mut HubState,
+        client: &Client,
+        lat: f64,
+        now: Instant,
+    ) -> Result<(), HubError> {
+        state.locate(
+            client.connection_id,
+            &map(),
+            &at(lat),
+            false,
+            false,
+            now,
+            1_800_000_000_000,
+        )
+    }
+
+    #[test]
+    fn a_new_subscriber_gets_every_position_then_changes_then_goes() {
+        let start = Instant::now();
+        let mut state = state();
+        let ada = connect(&mut state, "ada", 16);
+        let bob = connect(&mut state, "bob", 16);
+        locate(&mut state, &ada, 48.0, start).unwrap();
+        locate(&mut state, &bob, 49.0, start).unwrap();
+        let mut viewer = connect(&mut state, "viewer", 16);
+        state
+            .subscribe(viewer.connection_id, None, &map(), None, None, false, start)
+            .unwrap();
+        match &viewer.received()[..] {
+            [
+                ServerMessage::Subscribed {
+                    locations: Some(locations),
+                    ..
+                },
+            ] => {
+                let names: Vec<_> = locations.iter().map(|l| l.member.name.as_str()).collect();
+                assert_eq!(names, ["ADA", "BOB"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        locate(&mut state, &ada, 48.01, start + Duration::from_secs(2)).unwrap();
+        assert!(
+            matches!(&viewer.received()[..], [ServerMessage::Location { shared, .. }] if shared.location.lat == 48.01)
+        );
+        state.stop_sharing(bob.connection_id, &map()).unwrap();
+        assert!(matches!(
+            &viewer.received()[..],
+            [ServerMessage::LocationGone { reason: GoneReason::Stopped, user, .. }] if user.0 == "bob"
+        ));
+        // Ada's connection drops: her marker stays until the TTL.
+        state.disconnect(ada.connection_id);
+        state.sweep(start + Duration::from_secs(60));
+        assert!(viewer.received().is_empty());
+        state.sweep(start + Duration::from_secs(2 + 120));
+        assert!(matches!(
+            &viewer.received()[..],
+            [ServerMessage::LocationGone { reason: GoneReason::Expired, user, .. }] if user.0 == "ada"
+        ));
+        state.check_invariants();
+    }
+
+    #[test]
+    fn streams_and_latest_values_refuse_each_others_commands() {
+        let now = Instant::now();
+        let mut state = state();
+        let ada = connect(&mut state, "ada", 16);
+        let error = state
+            .publish(
+                Publisher::Connection {
+                    id: ada.connection_id,
+                    granted: false,
+                },
+                &map(),
+                json!(1),
+                None,
+                now,
+                0,
+            )
+            .unwrap_err();
+        assert_eq!(error.code, ErrorCode::WrongKind);
+        let error = state
+            .locate(ada.connection_id, &lobby(), &at(48.0), false, false, now, 0)
+            .unwrap_err();
+        assert_eq!(error.code, ErrorCode::WrongKind);
+    }
+}

@@ -94,6 +94,14 @@ impl Session {
         }
     }
 
+    /// Queues an acknowledgement, which only a command with an `id` gets:
+    /// without one, a command is fire-and-forget (errors are still sent).
+    fn acknowledge(&self, message: &ServerMessage) {
+        if message.reply_to().is_some() {
+            self.reply(message);
+        }
+    }
+
     pub fn error(&self, id: Option<CommandId>, code: ErrorCode, message: impl Into<String>) {
         self.reply(&ServerMessage::error(id, code, message));
     }
@@ -141,7 +149,7 @@ impl Session {
                     name,
                     anonymous_id,
                 } => self.connect(id, token.as_ref(), name.as_deref(), anonymous_id),
-                ClientMessage::Ping { id } => self.reply(&ServerMessage::Pong { id }),
+                ClientMessage::Ping { id } => self.acknowledge(&ServerMessage::Pong { id }),
                 ClientMessage::Pong {} => {}
                 _ => self.error(id, ErrorCode::NotConnected, "send connect first"),
             }
@@ -176,7 +184,7 @@ impl Session {
             ClientMessage::Unsubscribe { id, channel } => self
                 .hub()
                 .with(|hub| hub.unsubscribe(connection_id, &channel))
-                .map(|()| self.reply(&ServerMessage::Unsubscribed { id, channel })),
+                .map(|()| self.acknowledge(&ServerMessage::Unsubscribed { id, channel })),
             ClientMessage::Publish {
                 id,
                 channel,
@@ -226,9 +234,34 @@ impl Session {
                         });
                     })
             }
+            ClientMessage::Locate {
+                id,
+                channel,
+                location,
+                approximate,
+            } => {
+                let granted = self.capabilities.allows(&channel);
+                self.hub()
+                    .with(|hub| {
+                        hub.locate(
+                            connection_id,
+                            &channel,
+                            &location,
+                            approximate,
+                            granted,
+                            now,
+                            unix_time_ms(),
+                        )
+                    })
+                    .map(|()| self.acknowledge(&ServerMessage::Located { id, channel }))
+            }
+            ClientMessage::StopSharing { id, channel } => self
+                .hub()
+                .with(|hub| hub.stop_sharing(connection_id, &channel))
+                .map(|()| self.acknowledge(&ServerMessage::Stopped { id, channel })),
             ClientMessage::Refresh { id, token } => self.refresh(id, &token),
             ClientMessage::Ping { id } => {
-                self.reply(&ServerMessage::Pong { id });
+                self.acknowledge(&ServerMessage::Pong { id });
                 Ok(())
             }
             ClientMessage::Pong {} => Ok(()),
@@ -277,7 +310,7 @@ impl Session {
                 unix_time_ms(),
             )
         })?;
-        self.reply(&ServerMessage::Published {
+        self.acknowledge(&ServerMessage::Published {
             id,
             channel,
             position,
@@ -415,7 +448,7 @@ impl Session {
         }
         self.capabilities = Capabilities::new(claims.channels);
         self.expires_at = claims.exp;
-        self.reply(&ServerMessage::Refreshed {
+        self.acknowledge(&ServerMessage::Refreshed {
             id,
             expires_at: claims.exp,
         });

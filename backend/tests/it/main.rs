@@ -8,5 +8,6 @@ mod binary;
 mod chat;
 mod lifecycle;
 mod limits;
+mod map;
 mod recovery;
 mod support;

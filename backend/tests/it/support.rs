@@ -184,6 +184,15 @@ impl TestClient {
         }
     }
 
+    pub fn from_socket(socket: Socket) -> Self {
+        Self {
+            socket,
+            next_id: 1,
+            pending: Default::default(),
+            wait: WAIT,
+        }
+    }
+
     pub async fn open_with_origin(
         url: &str,
         origin: &str,
