@@ -1,39 +1,115 @@
-// The one place that knows how to start each browser engine. Scenarios ask
-// for an engine by name and get a browser whose `newPerson()` opens an
-// isolated context (its own storage and cookies): one per person.
-import { chromium } from 'playwright-core';
+// The one place that knows the browser engines. A scenario is written once
+// against the driver-neutral person API (./person.mjs) and runs in every
+// engine; each engine's driver file says how it is started and driven:
+//
+//   chromium  Debian Chromium via Playwright              ./driver-chromium.mjs
+//   firefox   Debian Firefox ESR via puppeteer, BiDi      ./driver-firefox.mjs
+//   webkit    WebKitGTK MiniBrowser via WebKitWebDriver   ./driver-webkit.mjs
+//
+// E2E_ENGINES=firefox,webkit (comma separated) runs a subset.
+import { after, afterEach, before, describe, test } from 'node:test';
+import { Person, Unsupported } from './person.mjs';
 
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+export const ALL_ENGINES = ['chromium', 'firefox', 'webkit'];
 
-export const ENGINES = ['chromium'];
+const DRIVERS = {
+  chromium: () => import('./driver-chromium.mjs').then((m) => ({ launch: m.launchChromium, supports: m.supports })),
+  firefox: () => import('./driver-firefox.mjs').then((m) => ({ launch: m.launchFirefox, supports: m.supports })),
+  webkit: () => import('./driver-webkit.mjs').then((m) => ({ launch: m.launchWebKit, supports: m.supports })),
+};
 
-/** @param {'chromium'} engine */
-export async function launch(engine) {
-  if (engine !== 'chromium') {
-    throw new Error(`engine ${engine} is not set up in this harness`);
+/** The engines this run covers: all, or those named in E2E_ENGINES. */
+export const ENGINES = selectEngines(process.env.E2E_ENGINES);
+
+function selectEngines(list) {
+  if (!list || !list.trim()) return ALL_ENGINES;
+  const names = list.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  for (const name of names) {
+    if (!ALL_ENGINES.includes(name)) throw new Error(`E2E_ENGINES: unknown engine ${name} (known: ${ALL_ENGINES.join(', ')})`);
   }
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: CHROMIUM_FLAGS,
-  });
+  return ALL_ENGINES.filter((name) => names.includes(name));
+}
+
+export const DEFAULT_VIEWPORT = { width: 1280, height: 720 };
+
+/**
+ * Starts `engine`. Its `newPerson()` opens an isolated window (own storage
+ * and cookies): one per person.
+ * @param {'chromium' | 'firefox' | 'webkit'} engine
+ */
+export async function launch(engine) {
+  if (!DRIVERS[engine]) throw new Error(`engine ${engine} is not set up in this harness`);
+  const { launch: launchDriver, supports } = await DRIVERS[engine]();
+  const driver = await launchDriver();
+  const people = new Set();
   return {
     engine,
-    /** A person with their own browser context (storage, cookies). */
-    async newPerson(contextOptions = {}) {
-      const context = await browser.newContext(contextOptions);
-      const page = await context.newPage();
-      page.on('pageerror', (error) => console.error(`[${engine}] page error: ${error.message}`));
-      return { context, page };
+    /** What this engine can emulate here: { touch, geolocation }. */
+    supports,
+    /**
+     * A new person in their own isolated window.
+     * @param {{ viewport?: { width: number, height: number }, touch?: boolean }} options
+     *   `touch`: a phone (touch screen, mobile viewport rules); throws
+     *   Unsupported where the engine cannot emulate it (see `supports`).
+     * @returns {Promise<Person>}
+     */
+    async newPerson({ viewport = DEFAULT_VIEWPORT, touch = false } = {}) {
+      const page = await driver.newPage({ viewport, touch });
+      const person = new Person(engine, page, { onClose: () => people.delete(person) });
+      people.add(person);
+      return person;
     },
-    close: () => browser.close(),
+    /** Closes every person still open (after each test, passed or failed). */
+    async closePeople() {
+      await Promise.all([...people].map((person) => person.close()));
+    },
+    async close() {
+      try {
+        await this.closePeople();
+      } finally {
+        await driver.close();
+      }
+    },
   };
 }
+
+/**
+ * Defines the suite `title` once per engine of this run. `define` registers
+ * the scenarios with `scenario(title, fn, { engines })`: `engines` (default:
+ * all three) lists where it runs; leave an engine out only with a comment
+ * saying why. `fn(browser)` gets that engine's launched browser; people it
+ * opens are closed after each scenario, whether it passed or not.
+ *
+ * @param {string} title
+ * @param {(suite: { engine: string, browser: () => Awaited<ReturnType<typeof launch>>,
+ *   scenario: (title: string, fn: (browser: Awaited<ReturnType<typeof launch>>) => Promise<void>,
+ *     options?: { engines?: string[] }) => void }) => void} define
+ */
+export function forEachEngine(title, define) {
+  for (const engine of ENGINES) {
+    describe(`${title} (${engine})`, () => {
+      let browser;
+      before(async () => {
+        browser = await launch(engine);
+      });
+      afterEach(async () => {
+        await browser?.closePeople();
+      });
+      after(async () => {
+        await browser?.close();
+      });
+      define({
+        engine,
+        browser: () => browser,
+        scenario(name, fn, { engines = ALL_ENGINES } = {}) {
+          for (const listed of engines) {
+            if (!ALL_ENGINES.includes(listed)) throw new Error(`scenario ${name}: unknown engine ${listed}`);
+          }
+          if (engines.includes(engine)) test(name, () => fn(browser));
+        },
+      });
+    });
+  }
+}
+
+export { Person, Unsupported };

@@ -1,5 +1,6 @@
-// Starts a real Rookery server on 127.0.0.1:0 for one test file, serving the
-// built web app from ../dist, with its data in a fresh temporary directory.
+// Starts a real Rookery server (on 127.0.0.1:0 unless told otherwise) for one
+// test file, serving the built web app from ../dist, with its data in a fresh
+// temporary directory (or the one given, to restart a server on its data).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,44 +22,44 @@ export function rookeryBinary() {
 }
 
 /**
- * @param {{ args?: string[], env?: Record<string, string>, dataDir?: string, listen?: string }} options
+ * Starts the server. `listen` (default `127.0.0.1:0`) may name a fixed
+ * address, e.g. the one a stopped server had: while that port is still held
+ * (a closing socket, a server still exiting), binding is retried for up to
+ * `bindRetryMs` (10 s) instead of failing at once.
+ * @param {{ args?: string[], env?: Record<string, string>, dataDir?: string, listen?: string, bindRetryMs?: number }} options
  */
 export async function startServer(options = {}) {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'rookery-e2e-'));
+  const listen = options.listen ?? '127.0.0.1:0';
   const args = [
     'serve',
-    '--listen', options.listen ?? '127.0.0.1:0',
+    '--listen', listen,
     '--data-dir', dataDir,
     '--dist-dir', join(root, 'dist'),
     ...(options.args ?? []),
   ];
-  const child = spawn(rookeryBinary(), args, {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk) => { stderr += chunk; });
-  const url = await new Promise((resolveUrl, reject) => {
-    let stdout = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start in 15 s:\n${stderr}`)), 15_000);
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-      const match = stdout.match(/rookery listening on (http:\/\/\S+)/);
-      if (match) {
-        clearTimeout(timer);
-        resolveUrl(match[1]);
+  const fixedPort = !/:0$/.test(listen);
+  const deadline = Date.now() + (options.bindRetryMs ?? 10_000);
+  let started;
+  for (;;) {
+    try {
+      started = await spawnServer(args, options.env);
+      break;
+    } catch (error) {
+      if (!(fixedPort && error.addressInUse && Date.now() < deadline)) {
+        if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+        throw error;
       }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before listening:\n${stderr}`));
-    });
-  });
+      // The port is still held: try again shortly, for a bounded time.
+      await new Promise((resolveLater) => setTimeout(resolveLater, 100));
+    }
+  }
+  const { child, url, logs } = started;
   return {
     url,
     dataDir,
     process: child,
-    logs: () => stderr,
+    logs,
     /** Stops the server with SIGTERM (graceful) and waits for it to exit. */
     async stop({ keepData = false } = {}) {
       if (child.exitCode === null && child.signalCode === null) {
@@ -70,4 +71,37 @@ export async function startServer(options = {}) {
       }
     },
   };
+}
+
+/** Spawns one server; resolves once it prints its address. */
+async function spawnServer(args, env) {
+  const child = spawn(rookeryBinary(), args, {
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  const url = await new Promise((resolveUrl, reject) => {
+    let stdout = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start in 15 s:\n${stderr}`));
+    }, 15_000);
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      const match = stdout.match(/rookery listening on (http:\/\/\S+)/);
+      if (match) {
+        clearTimeout(timer);
+        resolveUrl(match[1]);
+      }
+    });
+    // 'close' comes after 'exit' and after stderr has been read to the end.
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      const error = new Error(`server exited with ${code} before listening:\n${stderr}`);
+      error.addressInUse = /address already in use|os error 98/i.test(stderr);
+      reject(error);
+    });
+  });
+  return { child, url, logs: () => stderr };
 }
