@@ -47,6 +47,7 @@ export async function launchChromium() {
           await context.grantPermissions(['geolocation'], { origin });
           await context.setGeolocation(coords);
         },
+        setOffline: (offline) => context.setOffline(offline),
         release: (element) => element.dispose(),
         close: () => context.close(),
       };

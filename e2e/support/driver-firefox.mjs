@@ -54,6 +54,7 @@ export async function launchFirefox() {
           await page.setGeolocation(coords);
         },
         release: (element) => element.dispose(),
+        setOffline: (offline) => page.setOfflineMode(offline),
         close: () => context.close(),
       };
     },

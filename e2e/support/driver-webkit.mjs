@@ -72,6 +72,9 @@ export async function launchWebKit() {
         setGeolocation: async () => {
           throw new Unsupported("WebKitGTK's WebDriver has no geolocation override or permission command");
         },
+        setOffline: async () => {
+          throw new Unsupported('WebKitGTK\'s WebDriver cannot take the page offline');
+        },
         close: async () => {
           people.delete(page);
           await session.delete().catch(() => {});

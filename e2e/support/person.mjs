@@ -24,6 +24,7 @@
  * @property {(text: string) => Promise<void>} type types text into the focused element
  * @property {(size: { width: number, height: number }) => Promise<void>} setViewport
  * @property {(coords: { latitude: number, longitude: number, accuracy?: number }, origin: string) => Promise<void>} setGeolocation
+ * @property {(offline: boolean) => Promise<void>} setOffline cuts (or restores) the page's network, as the browser's offline mode does
  * @property {(element: object) => Promise<void>} [release] frees an element handle
  * @property {() => Promise<void>} close
  */
@@ -189,6 +190,14 @@ export class Person {
     const target = origin ?? new URL(await this.url()).origin;
     if (!/^https?:/.test(target)) throw new Error(`[${this.engine}] open a page before setGeolocation, or pass { origin }`);
     await this.page.setGeolocation({ latitude, longitude, accuracy }, target);
+  }
+
+  /**
+   * Takes this person's browser offline (its sockets drop and `offline`
+   * fires) or back online. Throws `Unsupported` where the engine cannot.
+   */
+  async setOffline(offline) {
+    await this.page.setOffline(offline);
   }
 
   async close() {
