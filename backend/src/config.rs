@@ -100,6 +100,16 @@ pub struct ServeArgs {
     #[arg(long, env = "ROOKERY_ANONYMOUS")]
     pub anonymous: Option<bool>,
 
+    /// Map tiles: a URL template with {z}/{x}/{y} (and optional {s}), or
+    /// `none` for the bundled offline world map [default: OpenStreetMap]
+    #[arg(long, env = "ROOKERY_TILE_URL")]
+    pub tile_url: Option<String>,
+
+    /// Attribution shown with custom tiles (HTML allowed: it is the
+    /// operator's, not a user's) [default: OpenStreetMap's]
+    #[arg(long, env = "ROOKERY_TILE_ATTRIBUTION")]
+    pub tile_attribution: Option<String>,
+
     /// Log format: text or json [default: text]
     #[arg(long, env = "ROOKERY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -154,7 +164,26 @@ pub struct Config {
     /// How tokens are verified; `None` when no key is configured.
     pub verifier: Option<Verifier>,
     pub allow_anonymous: bool,
+    pub tiles: Tiles,
 }
+
+/// Where the map's background comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tiles {
+    /// A raster tile server.
+    Url {
+        template: String,
+        attribution: String,
+    },
+    /// The bundled offline world map: no request leaves the server.
+    None,
+}
+
+/// OpenStreetMap's standard tiles, with the attribution their tile usage
+/// policy requires.
+pub const OSM_TILES: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+pub const OSM_ATTRIBUTION: &str =
+    "&copy; <a href=\"https://www.openstreetmap.org/copyright\">OpenStreetMap</a> contributors";
 
 impl std::fmt::Debug for Config {
     // By hand, so the API key can never reach a log.
@@ -168,6 +197,7 @@ impl std::fmt::Debug for Config {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("verifier", &self.verifier)
             .field("allow_anonymous", &self.allow_anonymous)
+            .field("tiles", &self.tiles)
             .finish_non_exhaustive()
     }
 }
@@ -336,6 +366,7 @@ impl Config {
             api_key: args.api_key,
             verifier,
             allow_anonymous: args.anonymous.unwrap_or(true),
+            tiles: tiles(args.tile_url.as_deref(), args.tile_attribution)?,
         })
     }
 }
@@ -361,9 +392,37 @@ impl ServeArgs {
             jwt_secret: self.jwt_secret.or(file.jwt_secret),
             jwt_public_key: self.jwt_public_key.or(file.jwt_public_key),
             anonymous: self.anonymous.or(file.anonymous),
+            tile_url: self.tile_url.or(file.tile_url),
+            tile_attribution: self.tile_attribution.or(file.tile_attribution),
             log_format: self.log_format.or(file.log_format),
             config: self.config,
             namespaces: file.namespaces,
+        }
+    }
+}
+
+fn tiles(url: Option<&str>, attribution: Option<String>) -> Result<Tiles, ConfigError> {
+    match url {
+        Some("none") => Ok(Tiles::None),
+        None => Ok(Tiles::Url {
+            template: OSM_TILES.into(),
+            attribution: attribution.unwrap_or_else(|| OSM_ATTRIBUTION.into()),
+        }),
+        Some(template) => {
+            let ok = (template.starts_with("https://") || template.starts_with("http://"))
+                && ["{z}", "{x}", "{y}"]
+                    .iter()
+                    .all(|part| template.contains(part));
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    name: "tile_url",
+                    message: "must be an http(s) URL with {z}, {x} and {y}, or none".into(),
+                });
+            }
+            Ok(Tiles::Url {
+                template: template.to_owned(),
+                attribution: attribution.unwrap_or_default(),
+            })
         }
     }
 }
@@ -404,6 +463,17 @@ mod tests {
         assert_eq!(config.limits.outbound_queue, 1024);
         assert_eq!(config.namespaces.get("events").unwrap().history_size, 10);
         assert!(config.namespaces.get("chat").is_some());
+    }
+
+    #[test]
+    fn tile_urls_are_checked() {
+        assert_eq!(tiles(Some("none"), None).unwrap(), Tiles::None);
+        assert!(
+            matches!(tiles(None, None).unwrap(), Tiles::Url { template, .. } if template == OSM_TILES)
+        );
+        assert!(tiles(Some("https://tiles.example/{z}/{x}/{y}.png"), None).is_ok());
+        assert!(tiles(Some("https://tiles.example/tile.png"), None).is_err());
+        assert!(tiles(Some("javascript:alert(1)/{z}{x}{y}"), None).is_err());
     }
 
     #[test]

@@ -48,6 +48,7 @@ export async function launchChromium() {
           await context.setGeolocation(coords);
         },
         setOffline: (offline) => context.setOffline(offline),
+        screenshot: (path) => page.screenshot({ path }),
         release: (element) => element.dispose(),
         close: () => context.close(),
       };

@@ -55,6 +55,7 @@ export async function launchFirefox() {
         },
         release: (element) => element.dispose(),
         setOffline: (offline) => page.setOfflineMode(offline),
+        screenshot: (path) => page.screenshot({ path }),
         close: () => context.close(),
       };
     },

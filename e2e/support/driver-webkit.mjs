@@ -72,6 +72,9 @@ export async function launchWebKit() {
         setGeolocation: async () => {
           throw new Unsupported("WebKitGTK's WebDriver has no geolocation override or permission command");
         },
+        screenshot: async () => {
+          throw new Unsupported('screenshots are taken in Chromium and Firefox only');
+        },
         setOffline: async () => {
           throw new Unsupported('WebKitGTK\'s WebDriver cannot take the page offline');
         },

@@ -24,6 +24,7 @@
  * @property {(text: string) => Promise<void>} type types text into the focused element
  * @property {(size: { width: number, height: number }) => Promise<void>} setViewport
  * @property {(coords: { latitude: number, longitude: number, accuracy?: number }, origin: string) => Promise<void>} setGeolocation
+ * @property {(path: string) => Promise<void>} screenshot saves a PNG of the viewport
  * @property {(offline: boolean) => Promise<void>} setOffline cuts (or restores) the page's network, as the browser's offline mode does
  * @property {(element: object) => Promise<void>} [release] frees an element handle
  * @property {() => Promise<void>} close
@@ -160,6 +161,16 @@ export class Person {
     }
   }
 
+  /** Clicks the checkbox (or radio) labelled `label`, as a pointer would. */
+  async toggle(label, { timeout = this.timeoutMs } = {}) {
+    const box = await this.findElement(pageCall('field', label), `a control labelled ${JSON.stringify(label)}`, timeout);
+    try {
+      await this.page.click(box);
+    } finally {
+      await this.page.release?.(box);
+    }
+  }
+
   /** Presses a key or a chord on the focused element: 'Enter', 'Tab', 'Control+A'. */
   async press(key) {
     const keys = key === '+' ? ['+'] : key.split('+');
@@ -198,6 +209,16 @@ export class Person {
    */
   async setOffline(offline) {
     await this.page.setOffline(offline);
+  }
+
+  /** Saves a PNG of what the person sees. Throws `Unsupported` where the engine cannot. */
+  async screenshot(path) {
+    await this.page.screenshot(path);
+  }
+
+  /** URLs of every resource the page loaded (Resource Timing), for checking where requests went. */
+  async resourceUrls() {
+    return this.evaluate(() => performance.getEntriesByType('resource').map((entry) => entry.name));
   }
 
   async close() {

@@ -21,8 +21,9 @@ use leptos::task::spawn_local;
 use rookery_common::backoff::Backoff;
 use rookery_common::codec::encode_client;
 use rookery_common::{
-    ChannelName, ClientMessage, CommandId, ErrorCode, Publication, Reconnect, SUBPROTOCOL_JSON,
-    ServerMessage, StreamPosition, UserInfo, decode_server,
+    ChannelName, ClientMessage, CommandId, ErrorCode, GoneReason, Location, Publication, Reconnect,
+    SUBPROTOCOL_JSON, ServerMessage, SharedLocation, StreamPosition, UserId, UserInfo,
+    decode_server,
 };
 use serde_json::Value;
 use wasm_bindgen::JsCast;
@@ -61,8 +62,17 @@ pub enum ChannelEvent {
         recovered: Option<bool>,
         publications: Vec<Publication>,
         members: Option<Vec<UserInfo>>,
+        /// Latest-value channels: every current position (replaces all).
+        locations: Option<Vec<SharedLocation>>,
     },
     Publication(Publication),
+    /// A sharer's newest position.
+    Location(SharedLocation),
+    /// A sharer's marker is gone.
+    LocationGone {
+        user: UserId,
+        reason: GoneReason,
+    },
     Join(UserInfo),
     Leave(UserInfo),
     /// The socket dropped; a `Subscribed` follows when it is back.
@@ -88,6 +98,8 @@ enum Pending {
     /// Kept until answered so it can be sent again after a reconnect; its
     /// idempotency key makes that safe.
     Publish(ClientMessage, Option<PublishDone>),
+    /// A command whose outcome someone waits for (not resent).
+    Reply(Option<PublishDone>),
     Other,
 }
 
@@ -273,6 +285,53 @@ impl Connection {
                 "offline, and too many messages are waiting to be sent".into()
             ));
         }
+    }
+}
+
+impl Connection {
+    /// Sends this user's position to a latest-value channel. Positions are
+    /// not queued while offline (a stale one is worth nothing): `done`
+    /// hears `Err` at once, and the page sends a fresh one when live again.
+    pub fn locate(
+        &self,
+        channel: &ChannelName,
+        location: Location,
+        approximate: bool,
+        done: impl FnOnce(Result<(), String>) + 'static,
+    ) {
+        let driver = self.driver();
+        let mut state = driver.borrow_mut();
+        if state.socket.is_none() {
+            drop(state);
+            done(Err("not connected".into()));
+            return;
+        }
+        let id = state.command_id(Pending::Reply(Some(Box::new(done))));
+        state.send(&ClientMessage::Locate {
+            id,
+            channel: channel.clone(),
+            location,
+            approximate,
+        });
+    }
+
+    /// Stops sharing in a latest-value channel (if connected; otherwise the
+    /// position expires by itself).
+    pub fn stop_sharing(&self, channel: &ChannelName) {
+        let driver = self.driver();
+        let mut state = driver.borrow_mut();
+        if state.socket.is_some() {
+            let id = state.command_id(Pending::Other);
+            state.send(&ClientMessage::StopSharing {
+                id,
+                channel: channel.clone(),
+            });
+        }
+    }
+
+    /// Whether the socket is live (connected and accepted).
+    pub fn is_live(&self) -> bool {
+        self.driver().borrow().socket.is_some()
     }
 }
 
@@ -603,7 +662,7 @@ fn dispatch(driver: &Rc<RefCell<Driver>>, message: ServerMessage) {
             recovered,
             publications,
             members,
-            ..
+            locations,
         } => {
             if let Some(id) = id {
                 state.pending.remove(&id);
@@ -622,6 +681,7 @@ fn dispatch(driver: &Rc<RefCell<Driver>>, message: ServerMessage) {
                 recovered,
                 publications,
                 members,
+                locations,
             });
         }
         ServerMessage::Publication {
@@ -667,7 +727,7 @@ fn dispatch(driver: &Rc<RefCell<Driver>>, message: ServerMessage) {
         ServerMessage::Error { id, code, message } => {
             let pending = id.and_then(|id| state.pending.remove(&id));
             match pending {
-                Some(Pending::Publish(_, Some(done))) => {
+                Some(Pending::Publish(_, Some(done)) | Pending::Reply(Some(done))) => {
                     drop(state);
                     done(Err(message));
                 }
@@ -690,11 +750,27 @@ fn dispatch(driver: &Rc<RefCell<Driver>>, message: ServerMessage) {
             }
         }
         ServerMessage::Located { id, .. } | ServerMessage::Stopped { id, .. } => {
-            if let Some(id) = id {
-                state.pending.remove(&id);
+            if let Some(Pending::Reply(Some(done))) = id.and_then(|id| state.pending.remove(&id)) {
+                drop(state);
+                done(Ok(()));
             }
         }
-        ServerMessage::Location { .. } | ServerMessage::LocationGone { .. } => {}
+        ServerMessage::Location { channel, shared } => {
+            if let Some(handler) = state.handler(&channel) {
+                drop(state);
+                handler(ChannelEvent::Location(shared));
+            }
+        }
+        ServerMessage::LocationGone {
+            channel,
+            user,
+            reason,
+        } => {
+            if let Some(handler) = state.handler(&channel) {
+                drop(state);
+                handler(ChannelEvent::LocationGone { user, reason });
+            }
+        }
         ServerMessage::Connected { .. } | ServerMessage::Disconnect { .. } => {}
     }
 }

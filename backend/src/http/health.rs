@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::json;
 
+use crate::config::Tiles;
 use crate::server::AppState;
 
 /// The process is up.
@@ -38,8 +39,25 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// Settings the web app reads at start.
 pub async fn client_config(State(state): State<AppState>) -> impl IntoResponse {
     let limits = &state.config.limits;
+    let tiles = match &state.config.tiles {
+        Tiles::Url {
+            template,
+            attribution,
+        } => json!({ "url": template, "attribution": attribution }),
+        Tiles::None => json!("none"),
+    };
+    // What the map's client-side throttle and staleness follow.
+    let map = state.config.namespaces.get("map").map(|map| {
+        json!({
+            "min_interval_ms": map.min_interval.as_millis() as u64,
+            "min_distance_m": map.min_distance_m,
+            "value_ttl_ms": map.value_ttl.as_millis() as u64,
+        })
+    });
     Json(json!({
         "max_message_size": limits.max_message_size,
         "ping_interval_ms": limits.ping_interval.as_millis() as u64,
+        "tiles": tiles,
+        "map": map,
     }))
 }

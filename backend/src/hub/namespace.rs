@@ -82,7 +82,7 @@ impl Default for NamespaceConfig {
             private: false,
             personal: false,
             value_ttl: Duration::from_secs(120),
-            min_interval: Duration::from_millis(1000),
+            min_interval: Duration::from_millis(750),
             min_distance_m: 2.0,
             max_accuracy_m: 10_000.0,
             max_future: Duration::from_secs(60),

@@ -45,6 +45,30 @@ async fn health_and_the_web_app_with_deep_links() {
     }
     let config: serde_json::Value = get("/config.json").await.unwrap().json().await.unwrap();
     assert_eq!(config["max_message_size"], 65536);
+    // OpenStreetMap by default, with the attribution its policy requires.
+    assert_eq!(
+        config["tiles"]["url"],
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    );
+    assert!(
+        config["tiles"]["attribution"]
+            .as_str()
+            .unwrap()
+            .contains("OpenStreetMap</a> contributors")
+    );
+    assert_eq!(config["map"]["value_ttl_ms"], 120_000);
+
+    let offline =
+        TestServer::start_with(|config| config.tiles = rookery::config::Tiles::None).await;
+    let config: serde_json::Value = http
+        .get(offline.url("/config.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["tiles"], "none");
 }
 
 #[tokio::test]

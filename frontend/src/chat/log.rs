@@ -35,6 +35,7 @@ impl ChatLog {
                 recovered,
                 publications,
                 members,
+                ..
             } => {
                 if recovered != Some(true) {
                     self.gap = recovered == Some(false) && !self.lines.is_empty();
@@ -62,6 +63,7 @@ impl ChatLog {
                 self.joined = false;
                 self.refused = Some(message);
             }
+            ChannelEvent::Location(_) | ChannelEvent::LocationGone { .. } => {}
         }
     }
 
@@ -119,6 +121,7 @@ mod tests {
             recovered: None,
             publications: vec![publication(1, "a")],
             members: Some(vec![]),
+            locations: None,
         });
         log.apply(ChannelEvent::Publication(publication(2, "b")));
         log.apply(ChannelEvent::Interrupted);
@@ -127,6 +130,7 @@ mod tests {
             recovered: Some(true),
             publications: vec![publication(3, "c")],
             members: None,
+            locations: None,
         });
         assert_eq!(texts(&log), ["a", "b", "c"]);
         assert!(log.joined && !log.gap);
@@ -134,6 +138,7 @@ mod tests {
             recovered: Some(false),
             publications: vec![publication(9, "fresh")],
             members: None,
+            locations: None,
         });
         assert_eq!(texts(&log), ["fresh"]);
         assert!(log.gap);

@@ -20,8 +20,8 @@ pub fn HomePage() -> impl IntoView {
     let room = RwSignal::new("lobby".to_owned());
     let error = RwSignal::new(None::<String>);
 
-    let on_submit = move |event: leptos::ev::SubmitEvent| {
-        event.prevent_default();
+    // Both buttons validate the same way and differ only in where they go.
+    let go = move |app: &'static str| {
         let Some(valid_name) = normalize_display_name(&name.get_untracked()) else {
             error.set(Some(format!(
                 "Choose a name of 1 to {MAX_DISPLAY_NAME_CHARS} characters."
@@ -37,7 +37,12 @@ pub fn HomePage() -> impl IntoView {
             identity.set_name(valid_name);
             connection.name_changed();
         }
-        navigate(&format!("/chat/{slug}"), NavigateOptions::default());
+        navigate(&format!("/{app}/{slug}"), NavigateOptions::default());
+    };
+    let go_to_map = go.clone();
+    let on_submit = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        go("chat");
     };
 
     view! {
@@ -46,7 +51,7 @@ pub fn HomePage() -> impl IntoView {
                 <h1>"Rookery"</h1>
                 <ConnectionStatus />
             </header>
-            <p class="lead">"Chat rooms that update live. Pick a name and a room; share the room's link to invite people."</p>
+            <p class="lead">"Chat rooms and live maps. Pick a name and a room; share the room's link to invite people."</p>
             <form class="card" on:submit=on_submit>
                 <label for="home-name">"Your name"</label>
                 <input
@@ -59,7 +64,12 @@ pub fn HomePage() -> impl IntoView {
                 />
                 <label for="home-room">"Room"</label>
                 <input id="home-room" name="room" maxlength="128" required bind:value=room />
-                <button type="submit">"Join room"</button>
+                <div class="actions">
+                    <button type="submit">"Join room"</button>
+                    <button type="button" class="secondary" on:click=move |_| go_to_map("map")>
+                        "Open map"
+                    </button>
+                </div>
                 <Show when=move || error.get().is_some()>
                     <p class="error" role="alert">{move || error.get()}</p>
                 </Show>

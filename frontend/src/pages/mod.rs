@@ -2,4 +2,5 @@
 
 pub mod chat_room;
 pub mod home;
+pub mod map_room;
 pub mod not_found;
