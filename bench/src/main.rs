@@ -1,0 +1,66 @@
+//! `rookery-bench`: drives a running Rookery server and measures it.
+//!
+//! - `idle`: opens N connected, subscribed, idle connections and reports
+//!   the server's resident memory per connection.
+//! - `location`: a live-map room of N sharers updating at a steady
+//!   (open-loop) rate and M viewers; reports update→delivery latency
+//!   percentiles at the viewers and the server's CPU use.
+//!
+//! The server's process id (`--pid`) is read from `/proc` for CPU and RSS.
+
+mod client;
+mod proc_stats;
+mod scenarios;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "rookery-bench", about)]
+struct Cli {
+    /// The server's WebSocket URL
+    #[arg(long, default_value = "ws://127.0.0.1:8000/ws", global = true)]
+    url: String,
+    /// The server's process id, for CPU and memory figures
+    #[arg(long, global = true)]
+    pid: Option<u32>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Idle subscribed connections: server RSS per connection
+    Idle {
+        #[arg(long, default_value_t = 5000)]
+        connections: usize,
+    },
+    /// A live-map room: sharers at a steady rate, viewers measuring latency
+    Location {
+        #[arg(long, default_value_t = 1000)]
+        sharers: usize,
+        #[arg(long, default_value_t = 10)]
+        viewers: usize,
+        /// Positions per second per sharer
+        #[arg(long, default_value_t = 1.0)]
+        rate: f64,
+        /// Seconds of measurement (after a warm-up of 3 s)
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let report = match cli.scenario {
+        Scenario::Idle { connections } => scenarios::idle(&cli.url, cli.pid, connections).await?,
+        Scenario::Location {
+            sharers,
+            viewers,
+            rate,
+            seconds,
+        } => scenarios::location(&cli.url, cli.pid, sharers, viewers, rate, seconds).await?,
+    };
+    println!("{report}");
+    Ok(())
+}
