@@ -115,6 +115,42 @@ forEachEngine('live map', ({ scenario }) => {
     assert.equal(await finn.count('.person-marker'), 0);
   }, { engines: GEO_ENGINES });
 
+  scenario('a sharer is told when the browser paused location in a background tab', async (browser) => {
+    const hana = await browser.newPerson();
+    await openMap(hana, server.url, 'Hana', 'background');
+    await hana.setGeolocation({ latitude: 35.6762, longitude: 139.6503, accuracy: 20 });
+    await hana.click('Share my location');
+    await hana.waitFor('.share-status[data-sharing="on"]', { timeout: WAIT_MS });
+    assert.equal(await hana.count('.background-notice'), 0);
+    // The tab goes to the background (as when the phone's screen locks).
+    await hana.evaluate(() => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await hana.waitFor('.background-notice', { timeout: WAIT_MS });
+    const [notice] = await hana.texts('.background-notice');
+    assert.match(notice, /pauses location updates while this tab is in the background/);
+    const title = await hana.evaluate(() => document.querySelector('.person-marker[data-name="Hana"]').title);
+    assert.match(title, /^Hana \(you\) · updated /);
+  }, { engines: GEO_ENGINES });
+
+  scenario('the map page fits a phone, with touch-sized controls', async (browser) => {
+    // Touch is emulated in Chromium only (see chat.test.mjs); the layout is checked in every engine.
+    const ivan = await browser.newPerson({ viewport: PHONE, touch: browser.supports.touch });
+    await openMap(ivan, server.url, 'Ivan', 'phone');
+    assert.equal(await ivan.evaluate('window.innerWidth'), PHONE.width);
+    const overflow = await ivan.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `no horizontal scrolling at 375 px (overflow ${overflow}px)`);
+    const heights = await ivan.evaluate(() => [...document.querySelectorAll('main.map button')]
+      .filter((button) => button.getBoundingClientRect().width > 0)
+      .map((button) => [button.textContent.trim(), button.getBoundingClientRect().height]));
+    for (const [name, height] of heights) {
+      assert.ok(height >= 44, `${name} is ${height}px tall; touch targets need 44px`);
+    }
+    const mapBox = await ivan.evaluate(() => document.querySelector('.world-map').getBoundingClientRect().height);
+    assert.ok(mapBox >= 300, `the map gets most of the screen (${mapBox}px)`);
+  });
+
   scenario('sharing without a position source says so clearly', async (browser) => {
     // Without a granted permission the browser refuses or keeps asking; the
     // page must not claim to share. (Runs where geolocation can be denied.)

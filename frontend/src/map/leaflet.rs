@@ -152,8 +152,8 @@ impl WorldMap {
         }
     }
 
-    /// Adds or moves a sharer's pin.
-    pub fn upsert(&mut self, shared: &SharedLocation, own: bool, staleness: f64) {
+    /// Adds or moves a sharer's pin; `age` is shown in its tooltip.
+    pub fn upsert(&mut self, shared: &SharedLocation, own: bool, staleness: f64, age: &str) {
         let center = lat_lng(shared.location.lat, shared.location.lon);
         let pin = self
             .pins
@@ -198,7 +198,7 @@ impl WorldMap {
         let opacity = 1.0 - 0.7 * staleness;
         pin.circle
             .set_style(&options(&[("opacity", (opacity * 0.8).into())]));
-        describe(&pin.element, shared, own, staleness);
+        describe(&pin.element, shared, own, staleness, age);
     }
 
     pub fn remove(&mut self, user: &UserId) {
@@ -278,7 +278,7 @@ fn marker_element(shared: &SharedLocation) -> HtmlElement {
 }
 
 /// Keeps the pin's data attributes and classes in step with what it shows.
-fn describe(element: &HtmlElement, shared: &SharedLocation, own: bool, staleness: f64) {
+fn describe(element: &HtmlElement, shared: &SharedLocation, own: bool, staleness: f64, age: &str) {
     let set = |name: &str, value: &str| {
         let _ = element.set_attribute(name, value);
     };
@@ -291,6 +291,11 @@ fn describe(element: &HtmlElement, shared: &SharedLocation, own: bool, staleness
     set("data-own", &own.to_string());
     set("data-stale", &(staleness > 0.0).to_string());
     set("aria-label", &format!("{} on the map", shared.member.name));
+    let you = if own { " (you)" } else { "" };
+    set(
+        "title",
+        &format!("{}{you} · updated {age}", shared.member.name),
+    );
     let _ = element
         .style()
         .set_property("opacity", &format!("{:.2}", 1.0 - 0.7 * staleness));

@@ -193,11 +193,8 @@ fn MapRoom(room: String) -> impl IntoView {
                 let Some(world) = world else { return };
                 for shared in state.sharers.values() {
                     let age = now - shared.location.time as f64;
-                    world.upsert(
-                        shared,
-                        me.as_ref() == Some(&shared.member.user),
-                        staleness(age, ttl),
-                    );
+                    let own = me.as_ref() == Some(&shared.member.user);
+                    world.upsert(shared, own, staleness(age, ttl), &age_label(age));
                 }
                 world.retain(&|user| state.sharers.contains_key(user));
                 if let Some(shared) = follow.as_ref().and_then(|user| state.sharers.get(user)) {
