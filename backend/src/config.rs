@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::auth::Verifier;
 use crate::hub::{HubLimits, NamespaceConfig, Namespaces};
+use crate::notes::NoteLimits;
 use crate::ws::origin::AllowedOrigins;
 
 /// Flags of `rookery serve`. Every field is optional here so a value given on
@@ -32,6 +33,11 @@ pub struct ServeArgs {
     /// Directory of the built web app (trunk's output) [default: ./dist]
     #[arg(long, env = "ROOKERY_DIST_DIR")]
     pub dist_dir: Option<PathBuf>,
+
+    /// Postgres URL (postgres://…) for notes; without it notes live in
+    /// SQLite under --data-dir
+    #[arg(long, env = "ROOKERY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 
     /// Origins allowed to open WebSockets besides the server's own, comma
     /// separated (e.g. https://app.example.com); `*` allows any
@@ -154,6 +160,8 @@ pub enum ConfigError {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Postgres for notes; `None`: SQLite under `data_dir`.
+    pub database_url: Option<String>,
     pub dist_dir: PathBuf,
     pub allowed_origins: AllowedOrigins,
     pub limits: Limits,
@@ -191,6 +199,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
             .field("dist_dir", &self.dist_dir)
             .field("allowed_origins", &self.allowed_origins)
             .field("limits", &self.limits)
@@ -218,6 +230,7 @@ pub struct Limits {
     pub max_command_rate: u32,
     pub max_connections_per_ip: usize,
     pub hub: HubLimits,
+    pub notes: NoteLimits,
 }
 
 impl Default for Limits {
@@ -233,6 +246,7 @@ impl Default for Limits {
             max_command_rate: 200,
             max_connections_per_ip: 100,
             hub: HubLimits::default(),
+            notes: NoteLimits::default(),
         }
     }
 }
@@ -328,6 +342,7 @@ impl Config {
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000))),
             data_dir: args.data_dir.unwrap_or_else(|| PathBuf::from("data")),
+            database_url: args.database_url,
             dist_dir: args.dist_dir.unwrap_or_else(|| PathBuf::from("dist")),
             allowed_origins: AllowedOrigins::parse(args.allowed_origins.as_deref().unwrap_or(""))
                 .map_err(|message| ConfigError::Invalid {
@@ -377,6 +392,7 @@ impl ServeArgs {
         ServeArgs {
             listen: self.listen.or(file.listen),
             data_dir: self.data_dir.or(file.data_dir),
+            database_url: self.database_url.or(file.database_url),
             dist_dir: self.dist_dir.or(file.dist_dir),
             allowed_origins: self.allowed_origins.or(file.allowed_origins),
             max_message_size: self.max_message_size.or(file.max_message_size),

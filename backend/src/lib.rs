@@ -13,6 +13,9 @@
 //! - [`api`]: the HTTP API under `/api/v1` (API key, OpenAPI document).
 //! - [`auth`]: verifying and minting JWTs.
 //! - [`metrics`]: the Prometheus exposition.
+//! - [`notes`]: collaborative notes: Yjs documents in memory, stored and
+//!   compacted.
+//! - [`store`]: SQLite or Postgres storage for notes.
 //! - [`telemetry`]: tracing setup.
 
 pub mod api;
@@ -21,7 +24,9 @@ pub mod config;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod notes;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod ws;
 

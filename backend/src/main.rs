@@ -127,7 +127,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !config.dist_dir.join("index.html").exists() {
         tracing::warn!(dist_dir = %config.dist_dir.display(), "web app not built: only the API and /ws are served");
     }
-    let state = AppState::new(config);
+    let store = rookery::store::Store::open(config.database_url.as_deref(), &config.data_dir)
+        .await
+        .context("cannot open the notes store")?;
+    tracing::info!(store = store.kind(), "notes store open");
+    let state = AppState::new(config, store);
     // Tests and scripts read this line to learn the port of `--listen …:0`.
     println!("rookery listening on http://{address}");
     tracing::info!(%address, "listening");

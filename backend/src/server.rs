@@ -18,6 +18,8 @@ use crate::config::Config;
 use crate::http::{health, static_files};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::notes::Notes;
+use crate::store::Store;
 use crate::{api, ws};
 
 /// How often expired history, positions and idempotency keys are dropped:
@@ -28,6 +30,7 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub hub: Hub,
+    pub notes: Arc<Notes>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     lifecycle: Arc<Lifecycle>,
@@ -75,11 +78,13 @@ impl Drop for SocketGuard {
 impl AppState {
     /// Builds the state; must run inside a tokio runtime (it starts the hub's
     /// sweeper).
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, store: Store) -> Self {
         let hub = Hub::new(config.namespaces.clone(), config.limits.hub.clone());
         hub.spawn_sweeper(SWEEP_PERIOD);
+        let notes = Arc::new(Notes::new(store, config.limits.notes.clone()));
         Self {
             hub,
+            notes,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             lifecycle: Arc::default(),
@@ -152,6 +157,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
+        .route("/yjs/{note}", get(ws::yjs::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/config.json", get(health::client_config))

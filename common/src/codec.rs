@@ -265,6 +265,10 @@ mod tests {
         })
     }
 
+    fn bytes() -> impl Strategy<Value = crate::bytes::Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..24).prop_map(crate::bytes::Bytes)
+    }
+
     fn members() -> impl Strategy<Value = Vec<UserInfo>> {
         proptest::collection::vec(user(), 0..3)
     }
@@ -352,6 +356,20 @@ mod tests {
                 }
             ),
             (id(), channel()).prop_map(|(id, channel)| ClientMessage::StopSharing { id, channel }),
+            (id(), channel(), bytes()).prop_map(|(id, channel, state_vector)| {
+                ClientMessage::DocSync {
+                    id,
+                    channel,
+                    state_vector,
+                }
+            }),
+            (id(), channel(), bytes()).prop_map(|(id, channel, update)| ClientMessage::DocUpdate {
+                id,
+                channel,
+                update
+            }),
+            (channel(), bytes())
+                .prop_map(|(channel, update)| ClientMessage::DocAwareness { channel, update }),
             id().prop_map(|id| ClientMessage::Ping { id }),
             Just(ClientMessage::Pong {}),
         ]
@@ -458,6 +476,19 @@ mod tests {
                 .prop_map(|(channel, member)| ServerMessage::Join { channel, member }),
             (channel(), user())
                 .prop_map(|(channel, member)| ServerMessage::Leave { channel, member }),
+            (id(), channel(), bytes(), bytes()).prop_map(|(id, channel, update, state_vector)| {
+                ServerMessage::DocSynced {
+                    id,
+                    channel,
+                    update,
+                    state_vector,
+                }
+            }),
+            (id(), channel()).prop_map(|(id, channel)| ServerMessage::DocSaved { id, channel }),
+            (channel(), bytes())
+                .prop_map(|(channel, update)| ServerMessage::DocUpdated { channel, update }),
+            (channel(), bytes())
+                .prop_map(|(channel, update)| ServerMessage::DocAwareness { channel, update }),
             Just(ServerMessage::Ping {}),
             (
                 proptest::sample::select(CloseCode::ALL),

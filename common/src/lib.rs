@@ -13,8 +13,10 @@
 //! - [`user`]: user identity and the colour every side derives from it.
 //! - [`location`]: positions on the live map, and their geometry.
 //! - [`backoff`]: the reconnect delay policy clients follow.
+//! - [`bytes`]: binary payloads (Yjs updates) as base64 inside JSON frames.
 
 pub mod backoff;
+pub mod bytes;
 pub mod channel;
 pub mod codec;
 pub mod codes;
@@ -22,6 +24,7 @@ pub mod location;
 pub mod protocol;
 pub mod user;
 
+pub use bytes::Bytes;
 pub use channel::{ChannelName, ChannelNameError};
 pub use codec::{DecodeError, decode_client, decode_server, encode};
 pub use codes::{CloseCode, ErrorCode, Reconnect};

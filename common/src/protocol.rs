@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::bytes::Bytes;
 use crate::channel::ChannelName;
 use crate::codes::{CloseCode, ErrorCode};
 use crate::location::{GoneReason, Location, SharedLocation};
@@ -157,6 +158,26 @@ pub enum ClientMessage {
         id: Option<CommandId>,
         channel: ChannelName,
     },
+    /// Joins a document channel (`notes:`) and runs the Yjs sync step 1:
+    /// the reply holds what the client lacks and the server's state vector,
+    /// so the client can send what the server lacks as a `doc_update`.
+    DocSync {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        channel: ChannelName,
+        state_vector: Bytes,
+    },
+    /// A Yjs update (v1 encoding). Answered with `doc_saved` once it is
+    /// stored.
+    DocUpdate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        channel: ChannelName,
+        update: Bytes,
+    },
+    /// A Yjs awareness update (names, colours, cursors); relayed, never
+    /// stored.
+    DocAwareness { channel: ChannelName, update: Bytes },
     /// Replaces the connection token before it expires.
     Refresh {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,9 +204,11 @@ impl ClientMessage {
             | ClientMessage::History { id, .. }
             | ClientMessage::Refresh { id, .. }
             | ClientMessage::Locate { id, .. }
+            | ClientMessage::DocSync { id, .. }
+            | ClientMessage::DocUpdate { id, .. }
             | ClientMessage::StopSharing { id, .. }
             | ClientMessage::Ping { id } => *id,
-            ClientMessage::Pong {} => None,
+            ClientMessage::Pong {} | ClientMessage::DocAwareness { .. } => None,
         }
     }
 
@@ -200,6 +223,9 @@ impl ClientMessage {
             ClientMessage::History { .. } => "history",
             ClientMessage::Refresh { .. } => "refresh",
             ClientMessage::Locate { .. } => "locate",
+            ClientMessage::DocSync { .. } => "doc_sync",
+            ClientMessage::DocUpdate { .. } => "doc_update",
+            ClientMessage::DocAwareness { .. } => "doc_awareness",
             ClientMessage::StopSharing { .. } => "stop_sharing",
             ClientMessage::Ping { .. } => "ping",
             ClientMessage::Pong {} => "pong",
@@ -217,6 +243,9 @@ impl ClientMessage {
         "refresh",
         "locate",
         "stop_sharing",
+        "doc_sync",
+        "doc_update",
+        "doc_awareness",
         "ping",
         "pong",
     ];
@@ -304,6 +333,21 @@ pub enum ServerMessage {
         id: Option<CommandId>,
         channel: ChannelName,
     },
+    /// Reply to `doc_sync`: the updates the client lacks, and the server's
+    /// state vector.
+    DocSynced {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        channel: ChannelName,
+        update: Bytes,
+        state_vector: Bytes,
+    },
+    /// Reply to `doc_update`: the update is stored (the editor's "saved").
+    DocSaved {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        channel: ChannelName,
+    },
     /// Reply to `refresh`.
     Refreshed {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -352,6 +396,11 @@ pub enum ServerMessage {
         user: UserId,
         reason: GoneReason,
     },
+    /// Push: someone else's Yjs update to a joined document.
+    DocUpdated { channel: ChannelName, update: Bytes },
+    /// Push: someone else's awareness update (or the removal of a peer who
+    /// left).
+    DocAwareness { channel: ChannelName, update: Bytes },
     /// Push: heartbeat; answer with `pong`.
     Ping {},
     /// Push: the server is about to close the socket with `code`.
@@ -382,6 +431,8 @@ impl ServerMessage {
             | ServerMessage::History { id, .. }
             | ServerMessage::Refreshed { id, .. }
             | ServerMessage::Located { id, .. }
+            | ServerMessage::DocSynced { id, .. }
+            | ServerMessage::DocSaved { id, .. }
             | ServerMessage::Stopped { id, .. }
             | ServerMessage::Pong { id }
             | ServerMessage::Error { id, .. } => *id,
@@ -390,6 +441,8 @@ impl ServerMessage {
             | ServerMessage::Leave { .. }
             | ServerMessage::Location { .. }
             | ServerMessage::LocationGone { .. }
+            | ServerMessage::DocUpdated { .. }
+            | ServerMessage::DocAwareness { .. }
             | ServerMessage::Ping {}
             | ServerMessage::Disconnect { .. } => None,
         }

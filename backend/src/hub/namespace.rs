@@ -30,6 +30,9 @@ pub enum ChannelKind {
     /// gets them all at once, keys expire, slow subscribers get only the
     /// newest.
     LatestValue,
+    /// A Yjs document per channel (notes), synced with `doc_sync`,
+    /// `doc_update` and `doc_awareness`, stored by the server.
+    Document,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -155,10 +158,15 @@ impl Default for Namespaces {
             presence: true,
             ..NamespaceConfig::default()
         };
+        let notes = NamespaceConfig {
+            kind: ChannelKind::Document,
+            ..NamespaceConfig::default()
+        };
         Self(HashMap::from([
             ("chat".to_owned(), chat),
             ("notify".to_owned(), notify),
             ("map".to_owned(), map),
+            ("notes".to_owned(), notes),
         ]))
     }
 }

@@ -217,6 +217,9 @@ impl HubState {
         now: Instant,
     ) -> Result<(), HubError> {
         let namespace = self.check_access(connection_id, channel, granted)?;
+        if namespace.kind == ChannelKind::Document {
+            return Err(wrong_kind(channel, "documents are joined with doc_sync"));
+        }
         let connection = self.connection(connection_id)?;
         if connection.channels.contains(channel) {
             return Err(HubError::new(
@@ -433,6 +436,11 @@ impl HubState {
         };
         self.broadcast(channel, &push, None);
         Ok(position)
+    }
+
+    /// The kind of `channel`'s namespace, if it is configured.
+    pub fn kind(&self, channel: &ChannelName) -> Result<ChannelKind, HubError> {
+        self.namespace(channel).map(|namespace| namespace.kind)
     }
 
     /// Checks that a connection may read `channel`'s presence or history.

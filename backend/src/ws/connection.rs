@@ -118,7 +118,7 @@ async fn read(
                 heartbeat.heard(Instant::now());
                 match message {
                     Ok(Message::Text(text)) => match decode_client(text.as_str()) {
-                        Ok(command) => session.handle(command),
+                        Ok(command) => session.handle(command).await,
                         Err(error) => session.bad_frame(error.id, error.code, error.message),
                     },
                     Ok(Message::Binary(_)) => {

@@ -6,12 +6,14 @@
 //! - [`heartbeat`]: when to ping and when to give up.
 //! - [`session`]: what one connection's commands do.
 //! - [`rate`]: the token bucket behind the publish and command limits.
+//! - [`yjs`]: `/yjs/{note}`, the y-websocket protocol for standard Yjs editors.
 
 pub mod connection;
 pub mod heartbeat;
 pub mod origin;
 pub mod rate;
 pub mod session;
+pub mod yjs;
 
 use std::net::SocketAddr;
 

@@ -12,16 +12,27 @@ use rookery_common::{
 };
 use tokio::time::Instant;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rookery_common::Bytes;
+
 use super::rate::TokenBucket;
 use crate::auth::{AuthError, Capabilities, unix_now};
+use crate::hub::ChannelKind;
 use crate::hub::outbox::PushError;
 use crate::hub::{Hub, HubError, Outbox, Publisher, unix_time_ms};
 use crate::metrics::Metrics;
+use crate::notes::{
+    DocumentError, NoteHandle, NotesError, PeerId, PeerSink, is_valid_id as is_valid_note_id,
+};
 use crate::server::AppState;
 
 pub struct Session {
     state: AppState,
     outbox: Outbox,
+    /// Documents this connection joined with `doc_sync`.
+    documents: HashMap<ChannelName, (Arc<NoteHandle>, PeerId)>,
     connection_id: Option<ConnectionId>,
     user: Option<UserId>,
     capabilities: Capabilities,
@@ -40,6 +51,7 @@ impl Session {
         Self {
             state,
             outbox,
+            documents: HashMap::new(),
             connection_id: None,
             user: None,
             capabilities: Capabilities::default(),
@@ -129,14 +141,155 @@ impl Session {
         false
     }
 
-    pub fn handle(&mut self, command: ClientMessage) {
+    pub async fn handle(&mut self, command: ClientMessage) {
         if !self.admit() {
             return;
         }
         let started = std::time::Instant::now();
         let kind = command.kind();
-        self.dispatch(command);
+        match command {
+            ClientMessage::DocSync { .. }
+            | ClientMessage::DocUpdate { .. }
+            | ClientMessage::DocAwareness { .. } => {
+                let id = command.id();
+                if let Err(error) = self.document(command).await {
+                    self.error(id, error.code, error.message);
+                }
+            }
+            command => self.dispatch(command),
+        }
         self.state.metrics.observe_command(kind, started.elapsed());
+    }
+
+    /// The document commands: they may wait on the store (loading a note,
+    /// storing an update before acknowledging it).
+    async fn document(&mut self, command: ClientMessage) -> Result<(), HubError> {
+        let connection_id = self
+            .connection_id
+            .ok_or_else(|| HubError::new(ErrorCode::NotConnected, "send connect first"))?;
+        match command {
+            ClientMessage::DocSync {
+                id,
+                channel,
+                state_vector,
+            } => {
+                let (handle, peer) = match self.documents.get(&channel) {
+                    Some(joined) => joined.clone(),
+                    None => {
+                        let handle = self.open_document(connection_id, &channel).await?;
+                        (handle, 0)
+                    }
+                };
+                let notes = self.state.notes.clone();
+                if peer != 0 {
+                    // Already joined: a resync (after the client reconnected
+                    // its view, say) is just the step.
+                    let joined = notes
+                        .join_ws_resync(&handle, &state_vector.0)
+                        .map_err(|error| note_error(&error))?;
+                    self.reply(&ServerMessage::DocSynced {
+                        id,
+                        channel,
+                        update: Bytes(joined.0),
+                        state_vector: Bytes(joined.1),
+                    });
+                    return Ok(());
+                }
+                let sink = PeerSink::Ws {
+                    outbox: self.outbox.clone(),
+                    channel: channel.clone(),
+                };
+                let joined = notes
+                    .join_ws(&handle, sink, &state_vector.0)
+                    .map_err(|error| note_error(&error))?;
+                self.documents
+                    .insert(channel.clone(), (handle, joined.peer));
+                self.reply(&ServerMessage::DocSynced {
+                    id,
+                    channel: channel.clone(),
+                    update: Bytes(joined.update),
+                    state_vector: Bytes(joined.state_vector),
+                });
+                if let Some(awareness) = joined.awareness {
+                    self.reply(&ServerMessage::DocAwareness {
+                        channel,
+                        update: Bytes(awareness),
+                    });
+                }
+                Ok(())
+            }
+            ClientMessage::DocUpdate {
+                id,
+                channel,
+                update,
+            } => {
+                let (handle, peer) = self.joined(&channel)?;
+                self.state
+                    .notes
+                    .update(&handle, peer, &update.0)
+                    .await
+                    .map_err(|error| note_error(&error))?;
+                self.acknowledge(&ServerMessage::DocSaved { id, channel });
+                Ok(())
+            }
+            ClientMessage::DocAwareness { channel, update } => {
+                let (handle, peer) = self.joined(&channel)?;
+                self.state
+                    .notes
+                    .awareness(&handle, peer, &update.0)
+                    .map_err(|error| note_error(&error))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn open_document(
+        &self,
+        connection_id: ConnectionId,
+        channel: &ChannelName,
+    ) -> Result<Arc<NoteHandle>, HubError> {
+        let granted = self.capabilities.allows(channel);
+        self.hub().with(|hub| {
+            hub.check_read(connection_id, channel, granted)?;
+            match hub.kind(channel)? {
+                ChannelKind::Document => Ok(()),
+                _ => Err(HubError::new(
+                    ErrorCode::WrongKind,
+                    format!("{channel} is not a document channel"),
+                )),
+            }
+        })?;
+        if !is_valid_note_id(channel.name()) {
+            return Err(HubError::new(
+                ErrorCode::InvalidChannel,
+                "note ids are 1 to 64 of A-Z, a-z, 0-9, - and _",
+            ));
+        }
+        self.state
+            .notes
+            .open(channel.name())
+            .await
+            .map_err(|error| note_error(&error))
+    }
+
+    fn joined(&self, channel: &ChannelName) -> Result<(Arc<NoteHandle>, PeerId), HubError> {
+        self.documents.get(channel).cloned().ok_or_else(|| {
+            HubError::new(
+                ErrorCode::NotJoined,
+                format!("send doc_sync for {channel} first"),
+            )
+        })
+    }
+
+    /// Leaves a joined document; false if it was not joined.
+    fn leave_document(&mut self, channel: &ChannelName) -> bool {
+        match self.documents.remove(channel) {
+            Some((handle, peer)) => {
+                self.state.notes.leave(&handle, peer);
+                true
+            }
+            None => false,
+        }
     }
 
     fn dispatch(&mut self, command: ClientMessage) {
@@ -181,6 +334,10 @@ impl Session {
                     )
                 })
             }),
+            ClientMessage::Unsubscribe { id, channel } if self.leave_document(&channel) => {
+                self.acknowledge(&ServerMessage::Unsubscribed { id, channel });
+                Ok(())
+            }
             ClientMessage::Unsubscribe { id, channel } => self
                 .hub()
                 .with(|hub| hub.unsubscribe(connection_id, &channel))
@@ -265,6 +422,10 @@ impl Session {
                 Ok(())
             }
             ClientMessage::Pong {} => Ok(()),
+            // Handled in `document`.
+            ClientMessage::DocSync { .. }
+            | ClientMessage::DocUpdate { .. }
+            | ClientMessage::DocAwareness { .. } => Ok(()),
         };
         if let Err(error) = result {
             self.error(id, error.code, error.message);
@@ -455,8 +616,12 @@ impl Session {
         Ok(())
     }
 
-    /// Leaves the hub; called once when the socket ends.
+    /// Leaves the hub and every document; called once when the socket ends.
     pub fn end(&mut self) {
+        let channels: Vec<ChannelName> = self.documents.keys().cloned().collect();
+        for channel in channels {
+            self.leave_document(&channel);
+        }
         if let Some(connection_id) = self.connection_id.take() {
             self.hub().with(|hub| hub.disconnect(connection_id));
         }
@@ -467,6 +632,22 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.end();
     }
+}
+
+/// The error code a note failure gets on the wire.
+fn note_error(error: &NotesError) -> HubError {
+    let code = match error {
+        NotesError::InvalidId => ErrorCode::InvalidChannel,
+        NotesError::Document(DocumentError::InvalidUpdate(_)) => ErrorCode::InvalidUpdate,
+        NotesError::Document(
+            DocumentError::UpdateTooLarge { .. } | DocumentError::DocumentTooLarge { .. },
+        ) => ErrorCode::DocumentTooLarge,
+        NotesError::Store(store) => {
+            tracing::error!(error = %store, "note store failed");
+            ErrorCode::NotSaved
+        }
+    };
+    HubError::new(code, error.to_string())
 }
 
 fn is_valid_anonymous_id(anonymous_id: &str) -> bool {

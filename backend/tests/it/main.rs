@@ -9,5 +9,6 @@ mod chat;
 mod lifecycle;
 mod limits;
 mod map;
+mod notes;
 mod recovery;
 mod support;

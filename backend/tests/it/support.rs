@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use rookery::store::Store;
 use rookery::{AppState, Config};
 use rookery_common::codec::encode_client;
 use rookery_common::{ChannelName, ClientMessage, CommandId, ServerMessage, decode_server};
@@ -29,9 +30,10 @@ pub struct TestServer {
 }
 
 /// A throwaway directory, removed on drop.
-mod tempdir {
+pub mod tempdir {
     use std::path::{Path, PathBuf};
 
+    #[derive(Debug)]
     pub struct TempDir(PathBuf);
 
     impl TempDir {
@@ -74,6 +76,15 @@ impl TestServer {
     }
 
     pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_store(configure, None).await
+    }
+
+    /// With a given store (Postgres, or SQLite in a directory that outlives
+    /// this server); otherwise SQLite in the server's own temporary dir.
+    pub async fn start_with_store(
+        configure: impl FnOnce(&mut Config),
+        store: Option<Store>,
+    ) -> Self {
         let dist = tempdir::TempDir::new();
         std::fs::write(dist.path().join("index.html"), INDEX_HTML).unwrap();
         std::fs::write(dist.path().join("app.js"), "console.log('app')").unwrap();
@@ -83,9 +94,14 @@ impl TestServer {
         config.dist_dir = PathBuf::from(dist.path());
         config.data_dir = dist.path().join("data");
         configure(&mut config);
+        std::fs::create_dir_all(&config.data_dir).unwrap();
+        let store = match store {
+            Some(store) => store,
+            None => Store::open_sqlite(&config.data_dir).await.unwrap(),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let state = AppState::new(config);
+        let state = AppState::new(config, store);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(rookery::run(
             listener,

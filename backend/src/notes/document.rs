@@ -1,0 +1,354 @@
+//! One note's Yjs document in memory: applying updates, answering sync
+//! steps, and awareness. Plain synchronous code over yrs; the registry
+//! around it does the storing and the fan-out.
+//!
+//! The document holds two shared types, both `Y.Text`: `title` and `body`.
+//! Offsets count UTF-16 code units, as JavaScript's Yjs does, so positions
+//! match browser text and standard Yjs clients.
+
+use std::collections::{HashMap, HashSet};
+
+use yrs::ClientID;
+use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Transact, Update};
+
+/// Names of the shared types other Yjs clients edit.
+pub const TITLE: &str = "title";
+pub const BODY: &str = "body";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    #[error("invalid update: {0}")]
+    InvalidUpdate(String),
+    #[error("update of {size} bytes is over the limit of {limit}")]
+    UpdateTooLarge { size: usize, limit: usize },
+    #[error("the document would grow over {limit} bytes")]
+    DocumentTooLarge { limit: usize },
+}
+
+/// A peer of a document: one `/ws` connection or one `/yjs` socket.
+pub type PeerId = u64;
+
+pub struct NoteDocument {
+    doc: Doc,
+    /// Awareness states by Yjs client id (the newest clock wins). Kept here
+    /// rather than in yrs' `Awareness`, whose observers are not `Send`.
+    awareness: HashMap<ClientID, AwarenessUpdateEntry>,
+    /// Sequence number of the newest update (persisted or being persisted).
+    last_seq: i64,
+    /// Sequence number the stored snapshot covers.
+    snapshot_seq: i64,
+    /// Size of the stored snapshot, and of each update stored since: the
+    /// document's stored size is bounded.
+    snapshot_bytes: usize,
+    update_bytes: Vec<(i64, usize)>,
+    /// Awareness client ids each peer announced, to drop them when it goes.
+    peer_clients: HashMap<PeerId, HashSet<ClientID>>,
+}
+
+impl std::fmt::Debug for NoteDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoteDocument")
+            .field("last_seq", &self.last_seq)
+            .field("stored_bytes", &self.stored_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options every note's document is created with.
+pub fn new_doc() -> Doc {
+    Doc::with_options(Options {
+        offset_kind: OffsetKind::Utf16,
+        ..Options::default()
+    })
+}
+
+impl NoteDocument {
+    /// Rebuilds a document from its snapshot and the updates after it.
+    pub fn restore(
+        snapshot: Option<&[u8]>,
+        snapshot_seq: i64,
+        updates: &[(i64, Vec<u8>)],
+    ) -> Result<Self, DocumentError> {
+        let doc = new_doc();
+        {
+            let mut txn = doc.transact_mut();
+            for data in snapshot
+                .into_iter()
+                .chain(updates.iter().map(|(_, data)| data.as_slice()))
+            {
+                let update = Update::decode_v1(data)
+                    .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+                txn.apply_update(update)
+                    .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+            }
+        }
+        Ok(Self {
+            doc,
+            awareness: HashMap::new(),
+            last_seq: updates.last().map_or(snapshot_seq, |(seq, _)| *seq),
+            snapshot_seq,
+            snapshot_bytes: snapshot.map_or(0, <[u8]>::len),
+            update_bytes: updates
+                .iter()
+                .map(|(seq, data)| (*seq, data.len()))
+                .collect(),
+            peer_clients: HashMap::new(),
+        })
+    }
+
+    pub fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    /// Sync step 1 from a peer: what it lacks, and our state vector.
+    pub fn sync_step1(&self, state_vector: &[u8]) -> Result<(Vec<u8>, Vec<u8>), DocumentError> {
+        let remote = StateVector::decode_v1(state_vector)
+            .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+        let txn = self.doc().transact();
+        Ok((
+            txn.encode_state_as_update_v1(&remote),
+            txn.state_vector().encode_v1(),
+        ))
+    }
+
+    pub fn state_vector(&self) -> Vec<u8> {
+        self.doc().transact().state_vector().encode_v1()
+    }
+
+    /// Validates and applies an update; returns its sequence number for
+    /// storing. A rejected update leaves the document as it was.
+    pub fn apply(
+        &mut self,
+        data: &[u8],
+        max_update: usize,
+        max_document: usize,
+    ) -> Result<i64, DocumentError> {
+        if data.len() > max_update {
+            return Err(DocumentError::UpdateTooLarge {
+                size: data.len(),
+                limit: max_update,
+            });
+        }
+        if self.stored_bytes() + data.len() > max_document {
+            return Err(DocumentError::DocumentTooLarge {
+                limit: max_document,
+            });
+        }
+        // Decoding checks the whole encoding before anything is applied.
+        let update =
+            Update::decode_v1(data).map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+        self.doc()
+            .transact_mut()
+            .apply_update(update)
+            .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+        self.last_seq += 1;
+        self.update_bytes.push((self.last_seq, data.len()));
+        Ok(self.last_seq)
+    }
+
+    /// The whole state as one update, for a snapshot, with the sequence
+    /// number it covers.
+    pub fn snapshot(&self) -> (Vec<u8>, i64) {
+        let txn = self.doc().transact();
+        (
+            txn.encode_state_as_update_v1(&StateVector::default()),
+            self.last_seq,
+        )
+    }
+
+    /// Records that the store now holds `bytes` as a snapshot up to `seq`
+    /// (updates after it, applied while compacting, stay separate).
+    pub fn compacted(&mut self, bytes: usize, seq: i64) {
+        self.snapshot_seq = seq;
+        self.snapshot_bytes = bytes;
+        self.update_bytes
+            .retain(|(update_seq, _)| *update_seq > seq);
+    }
+
+    /// What the store holds for this document, in bytes.
+    pub fn stored_bytes(&self) -> usize {
+        self.snapshot_bytes + self.update_bytes.iter().map(|(_, len)| len).sum::<usize>()
+    }
+
+    /// Updates stored since the last snapshot.
+    pub fn updates_since_snapshot(&self) -> i64 {
+        self.last_seq - self.snapshot_seq
+    }
+
+    pub fn title(&self) -> String {
+        let title = self.doc().get_or_insert_text(TITLE);
+        title.get_string(&self.doc().transact())
+    }
+
+    pub fn body(&self) -> String {
+        let body = self.doc().get_or_insert_text(BODY);
+        body.get_string(&self.doc().transact())
+    }
+
+    /// Applies a peer's awareness update; returns what changed, encoded
+    /// for the others.
+    pub fn apply_awareness(&mut self, peer: PeerId, data: &[u8]) -> Result<Vec<u8>, DocumentError> {
+        let update = AwarenessUpdate::decode_v1(data)
+            .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+        let clients = self.peer_clients.entry(peer).or_default();
+        let mut changed = HashMap::new();
+        for (client, entry) in update.clients {
+            let stale = self
+                .awareness
+                .get(&client)
+                .is_some_and(|current| entry.clock < current.clock);
+            if stale {
+                continue;
+            }
+            if entry.json.as_ref() == "null" {
+                self.awareness.remove(&client);
+                clients.remove(&client);
+            } else {
+                self.awareness.insert(client, entry.clone());
+                clients.insert(client);
+            }
+            changed.insert(client, entry);
+        }
+        Ok(AwarenessUpdate { clients: changed }.encode_v1())
+    }
+
+    /// Every known awareness state, encoded (for a new peer).
+    pub fn awareness_state(&self) -> Option<Vec<u8>> {
+        (!self.awareness.is_empty()).then(|| {
+            AwarenessUpdate {
+                clients: self.awareness.clone(),
+            }
+            .encode_v1()
+        })
+    }
+
+    /// Forgets a peer's awareness states; returns the removal to broadcast.
+    pub fn remove_peer(&mut self, peer: PeerId) -> Option<Vec<u8>> {
+        let clients = self.peer_clients.remove(&peer)?;
+        let mut removed = HashMap::new();
+        for client in clients {
+            if let Some(entry) = self.awareness.remove(&client) {
+                removed.insert(
+                    client,
+                    AwarenessUpdateEntry {
+                        clock: entry.clock + 1,
+                        json: "null".into(),
+                    },
+                );
+            }
+        }
+        (!removed.is_empty()).then(|| AwarenessUpdate { clients: removed }.encode_v1())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use yrs::Text;
+
+    use super::*;
+
+    fn edit(doc: &Doc, f: impl FnOnce(&mut yrs::TransactionMut<'_>, &yrs::TextRef)) -> Vec<u8> {
+        let body = doc.get_or_insert_text(BODY);
+        let before = doc.transact().state_vector();
+        let mut txn = doc.transact_mut();
+        f(&mut txn, &body);
+        drop(txn);
+        doc.transact().encode_state_as_update_v1(&before)
+    }
+
+    #[test]
+    fn applies_updates_and_refuses_garbage_without_harm() {
+        let mut note = NoteDocument::restore(None, 0, &[]).unwrap();
+        let client = new_doc();
+        let update = edit(&client, |txn, body| body.insert(txn, 0, "héllo 👋"));
+        assert_eq!(note.apply(&update, 1 << 20, 1 << 24).unwrap(), 1);
+        assert_eq!(note.body(), "héllo 👋");
+        for garbage in [&b"\xff\xff\xff"[..], b"", &update[..update.len() / 2]] {
+            assert!(matches!(
+                note.apply(garbage, 1 << 20, 1 << 24),
+                Err(DocumentError::InvalidUpdate(_))
+            ));
+        }
+        assert_eq!(note.body(), "héllo 👋");
+        assert!(matches!(
+            note.apply(&update, 4, 1 << 24),
+            Err(DocumentError::UpdateTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn offsets_are_utf16_like_javascript() {
+        let doc = new_doc();
+        let body = doc.get_or_insert_text(BODY);
+        let mut txn = doc.transact_mut();
+        body.insert(&mut txn, 0, "a👋b");
+        // In JavaScript "a👋".length is 3: the emoji is two UTF-16 units.
+        body.insert(&mut txn, 3, "!");
+        drop(txn);
+        assert_eq!(body.get_string(&doc.transact()), "a👋!b");
+    }
+
+    #[test]
+    fn restore_replays_snapshot_and_updates() {
+        let client = new_doc();
+        let first = edit(&client, |txn, body| body.insert(txn, 0, "one "));
+        let second = edit(&client, |txn, body| body.insert(txn, 4, "two"));
+        let mut note = NoteDocument::restore(None, 0, &[]).unwrap();
+        note.apply(&first, 1 << 20, 1 << 24).unwrap();
+        let (snapshot, seq) = note.snapshot();
+        let restored = NoteDocument::restore(Some(&snapshot), seq, &[(2, second)]).unwrap();
+        assert_eq!(restored.body(), "one two");
+        assert_eq!(restored.updates_since_snapshot(), 1);
+    }
+
+    proptest! {
+        /// Replicas edit concurrently; every update reaches every replica in
+        /// its own random order; all converge on one text.
+        #[test]
+        fn concurrent_edits_converge_in_any_delivery_order(
+            edits in proptest::collection::vec((0usize..3, any::<u8>(), "[a-z😀é ]{1,4}", any::<bool>()), 1..30),
+            seeds in proptest::collection::vec(any::<u64>(), 3),
+        ) {
+            let replicas: Vec<Doc> = (0..3).map(|_| new_doc()).collect();
+            let mut updates = Vec::new();
+            for (replica, at, text, delete) in edits {
+                let doc = &replicas[replica];
+                let update = edit(doc, |txn, body| {
+                    let len = body.len(txn);
+                    let at = u32::from(at) % (len + 1);
+                    if delete && len > 0 {
+                        body.remove_range(txn, at.min(len - 1), 1);
+                    } else {
+                        body.insert(txn, at, &text);
+                    }
+                });
+                updates.push(update);
+            }
+            let server = new_doc();
+            let mut texts = Vec::new();
+            for (replica, seed) in replicas.iter().zip(seeds) {
+                let mut order: Vec<usize> = (0..updates.len()).collect();
+                // A seeded shuffle: each replica sees its own order.
+                let mut state = seed | 1;
+                for i in (1..order.len()).rev() {
+                    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                    order.swap(i, (state % (i as u64 + 1)) as usize);
+                }
+                for index in order {
+                    let update = Update::decode_v1(&updates[index]).unwrap();
+                    replica.transact_mut().apply_update(update).unwrap();
+                }
+                texts.push(replica.get_or_insert_text(BODY).get_string(&replica.transact()));
+            }
+            for update in &updates {
+                server.transact_mut().apply_update(Update::decode_v1(update).unwrap()).unwrap();
+            }
+            texts.push(server.get_or_insert_text(BODY).get_string(&server.transact()));
+            prop_assert!(texts.windows(2).all(|pair| pair[0] == pair[1]), "{:?}", texts);
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Where notes live: SQLite under `--data-dir` by default, or Postgres with
+//! `--database-url`, with the same schema and behaviour. Migrations are
+//! embedded and run at start.
+//!
+//! A note is a snapshot (the merged Yjs state up to a sequence number) plus
+//! the updates appended since; compaction folds the updates into a new
+//! snapshot.
+
+use std::path::Path;
+
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url (use sqlite: or postgres://)")]
+    UnsupportedUrl,
+}
+
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A note's persisted state.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StoredNote {
+    pub snapshot: Option<Vec<u8>>,
+    /// The snapshot's `upto_seq` (0 without one).
+    pub snapshot_seq: i64,
+    /// Updates after the snapshot, in order.
+    pub updates: Vec<(i64, Vec<u8>)>,
+}
+
+impl StoredNote {
+    pub fn last_seq(&self) -> i64 {
+        self.updates
+            .last()
+            .map_or(self.snapshot_seq, |(seq, _)| *seq)
+    }
+}
+
+/// A note as the list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NoteSummary {
+    pub id: String,
+    pub title: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Store {
+    /// SQLite in `data_dir/rookery.db` (created if missing, WAL mode).
+    pub async fn open_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("rookery.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Store::Sqlite(pool))
+    }
+
+    pub async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Store::Postgres(pool))
+    }
+
+    /// Opens `--database-url` if given, else SQLite under the data dir.
+    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
+        match database_url {
+            None => Self::open_sqlite(data_dir).await,
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Self::open_postgres(url).await
+            }
+            Some(_) => Err(StoreError::UnsupportedUrl),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Creates the note's row if it does not exist yet.
+    pub async fn ensure_note(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(pool) => {
+                sqlx::query("INSERT OR IGNORE INTO notes (id, title, created_at, updated_at) VALUES (?, '', ?, ?)")
+                    .bind(id)
+                    .bind(now_ms)
+                    .bind(now_ms)
+                    .execute(pool)
+                    .await?;
+            }
+            Store::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO notes (id, title, created_at, updated_at) VALUES ($1, '', $2, $3) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(now_ms)
+                .bind(now_ms)
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn load(&self, id: &str) -> Result<StoredNote, StoreError> {
+        let (snapshot_rows, update_rows) = match self {
+            Store::Sqlite(pool) => (
+                sqlx::query("SELECT data, upto_seq FROM note_snapshots WHERE note_id = ?")
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| (row.get::<Vec<u8>, _>(0), row.get::<i64, _>(1)))
+                    .collect::<Vec<_>>(),
+                sqlx::query("SELECT seq, data FROM note_updates WHERE note_id = ? ORDER BY seq")
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| (row.get::<i64, _>(0), row.get::<Vec<u8>, _>(1)))
+                    .collect::<Vec<_>>(),
+            ),
+            Store::Postgres(pool) => (
+                sqlx::query("SELECT data, upto_seq FROM note_snapshots WHERE note_id = $1")
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| (row.get::<Vec<u8>, _>(0), row.get::<i64, _>(1)))
+                    .collect::<Vec<_>>(),
+                sqlx::query("SELECT seq, data FROM note_updates WHERE note_id = $1 ORDER BY seq")
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| (row.get::<i64, _>(0), row.get::<Vec<u8>, _>(1)))
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        let (snapshot, snapshot_seq) = match snapshot_rows.into_iter().next() {
+            Some((data, seq)) => (Some(data), seq),
+            None => (None, 0),
+        };
+        // Updates the snapshot already holds may remain if compaction was
+        // interrupted between its two steps; skip them.
+        let updates = update_rows
+            .into_iter()
+            .filter(|(seq, _)| *seq > snapshot_seq)
+            .collect();
+        Ok(StoredNote {
+            snapshot,
+            snapshot_seq,
+            updates,
+        })
+    }
+
+    /// Appends one update. Returns once it is durable.
+    pub async fn append_update(
+        &self,
+        id: &str,
+        seq: i64,
+        data: &[u8],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("INSERT INTO note_updates (note_id, seq, data) VALUES (?, ?, ?)")
+                    .bind(id)
+                    .bind(seq)
+                    .bind(data)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE notes SET updated_at = ? WHERE id = ?")
+                    .bind(now_ms)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("INSERT INTO note_updates (note_id, seq, data) VALUES ($1, $2, $3)")
+                    .bind(id)
+                    .bind(seq)
+                    .bind(data)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE notes SET updated_at = $1 WHERE id = $2")
+                    .bind(now_ms)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the snapshot with `data` (holding everything up to
+    /// `upto_seq`) and drops the updates it folds in, atomically.
+    pub async fn compact(&self, id: &str, data: &[u8], upto_seq: i64) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO note_snapshots (note_id, data, upto_seq) VALUES (?, ?, ?) \
+                     ON CONFLICT (note_id) DO UPDATE SET data = excluded.data, upto_seq = excluded.upto_seq",
+                )
+                .bind(id)
+                .bind(data)
+                .bind(upto_seq)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM note_updates WHERE note_id = ? AND seq <= ?")
+                    .bind(id)
+                    .bind(upto_seq)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO note_snapshots (note_id, data, upto_seq) VALUES ($1, $2, $3) \
+                     ON CONFLICT (note_id) DO UPDATE SET data = excluded.data, upto_seq = excluded.upto_seq",
+                )
+                .bind(id)
+                .bind(data)
+                .bind(upto_seq)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM note_updates WHERE note_id = $1 AND seq <= $2")
+                    .bind(id)
+                    .bind(upto_seq)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn set_title(&self, id: &str, title: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(pool) => {
+                sqlx::query("UPDATE notes SET title = ? WHERE id = ?")
+                    .bind(title)
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
+            }
+            Store::Postgres(pool) => {
+                sqlx::query("UPDATE notes SET title = $1 WHERE id = $2")
+                    .bind(title)
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every note, most recently edited first.
+    pub async fn list(&self) -> Result<Vec<NoteSummary>, StoreError> {
+        let query =
+            "SELECT id, title, created_at, updated_at FROM notes ORDER BY updated_at DESC, id";
+        let rows = match self {
+            Store::Sqlite(pool) => sqlx::query(query).fetch_all(pool).await?,
+            Store::Postgres(pool) => {
+                return Ok(sqlx::query(query)
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| NoteSummary {
+                        id: row.get(0),
+                        title: row.get(1),
+                        created_at: row.get(2),
+                        updated_at: row.get(3),
+                    })
+                    .collect());
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|row| NoteSummary {
+                id: row.get(0),
+                title: row.get(1),
+                created_at: row.get(2),
+                updated_at: row.get(3),
+            })
+            .collect())
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let n_deleted = match self {
+            Store::Sqlite(pool) => sqlx::query("DELETE FROM notes WHERE id = ?")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Store::Postgres(pool) => sqlx::query("DELETE FROM notes WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(n_deleted > 0)
+    }
+
+    /// Bytes stored for a note (snapshot plus updates), for measurements.
+    pub async fn stored_bytes(&self, id: &str) -> Result<i64, StoreError> {
+        let note = self.load(id).await?;
+        let updates: usize = note.updates.iter().map(|(_, data)| data.len()).sum();
+        Ok((note.snapshot.map_or(0, |s| s.len()) + updates) as i64)
+    }
+}

@@ -1,0 +1,237 @@
+//! `/yjs/{note}`: the standard y-websocket protocol, so any Yjs editor (the
+//! npm `y-websocket` provider) edits the same notes as the web app.
+//!
+//! Binary frames, each one or more y-protocol messages: sync step 1/2 and
+//! updates, awareness, awareness queries. Updates are stored before they
+//! are relayed to... everyone else — the protocol has no acknowledgement, so
+//! a store failure closes the socket (1011) and the provider's automatic
+//! resync on reconnect resends what was lost.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use rookery_common::CloseCode;
+use tokio::sync::{Notify, mpsc};
+use yrs::encoding::read::Cursor;
+use yrs::sync::{Message as SyncWire, MessageReader, SyncMessage};
+use yrs::updates::decoder::DecoderV1;
+use yrs::updates::encoder::Encode;
+
+use crate::http::error::ApiError;
+use crate::metrics::Metrics;
+use crate::notes::{NotesError, YjsOut, YjsSink, is_valid_id, y_awareness_frame};
+use crate::server::AppState;
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(note): Path<String>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if state.is_shutting_down() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down",
+        )
+        .into_response();
+    }
+    if let Err(error) = state
+        .config
+        .allowed_origins
+        .check(headers.get(header::ORIGIN), headers.get(header::HOST))
+    {
+        Metrics::bump(&state.metrics.n_connections_refused_origin);
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden_origin", error.to_string())
+            .into_response();
+    }
+    if !is_valid_id(&note) {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_channel",
+            "note ids are 1 to 64 of A-Z, a-z, 0-9, - and _",
+        )
+        .into_response();
+    }
+    // y-websocket carries no token: a private notes namespace is not open
+    // to it.
+    if state
+        .config
+        .namespaces
+        .get("notes")
+        .is_none_or(|notes| notes.private)
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "notes are private on this server; use /ws with a token",
+        )
+        .into_response();
+    }
+    let limits = &state.config.limits;
+    upgrade
+        .read_buffer_size(limits.read_buffer_size)
+        .write_buffer_size(limits.write_buffer_size)
+        .max_message_size(state.notes.limits().max_update_bytes + 1024)
+        .on_upgrade(move |socket| serve(socket, state, peer, note))
+}
+
+async fn serve(socket: WebSocket, state: AppState, address: SocketAddr, note: String) {
+    let _guard = state.track_connection();
+    let (mut sink, mut stream) = socket.split();
+    let close = |code: CloseCode, reason: &'static str| {
+        Message::Close(Some(CloseFrame {
+            code: code.number(),
+            reason: reason.into(),
+        }))
+    };
+    let Some(_per_ip) = state.admit_ip(address.ip()) else {
+        Metrics::bump(&state.metrics.n_connections_refused_per_ip);
+        let _ = sink
+            .send(close(
+                CloseCode::TooManyConnections,
+                "too many connections from this address",
+            ))
+            .await;
+        return;
+    };
+    let notes = state.notes.clone();
+    let handle = match notes.open(&note).await {
+        Ok(handle) => handle,
+        Err(error) => {
+            tracing::error!(%note, %error, "cannot open note");
+            let _ = sink
+                .send(close(CloseCode::InternalError, "cannot open the note"))
+                .await;
+            return;
+        }
+    };
+    let (frames_tx, mut frames) = mpsc::channel::<YjsOut>(state.config.limits.outbound_queue);
+    let slow = Arc::new((AtomicBool::new(false), Notify::new()));
+    let peer_sink = YjsSink {
+        frames: frames_tx,
+        slow: slow.clone(),
+    };
+    let (peer, opening) = notes.join_yjs(&handle, peer_sink.clone());
+    for frame in opening {
+        peer_sink.send(frame);
+    }
+
+    let writer = async {
+        loop {
+            tokio::select! {
+                frame = frames.recv() => match frame {
+                    Some(YjsOut::Frame(frame)) => {
+                        if sink.send(Message::Binary(frame.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(YjsOut::Close(code, reason)) => {
+                        let _ = sink.send(close(code, reason)).await;
+                        return;
+                    }
+                    None => return,
+                },
+                () = slow.1.notified() => {
+                    let _ = sink.send(close(CloseCode::SlowConsumer, "outbound queue full")).await;
+                    return;
+                }
+            }
+        }
+    };
+    let reader = async {
+        while let Some(Ok(message)) = stream.next().await {
+            match message {
+                Message::Binary(data) => {
+                    if let Err(reason) =
+                        handle_frame(&state, &handle, peer, &peer_sink, &data).await
+                    {
+                        return Some(reason);
+                    }
+                }
+                Message::Text(_) => {
+                    return Some((CloseCode::UnsupportedData, "y-websocket frames are binary"));
+                }
+                Message::Close(_) => return None,
+                Message::Ping(_) | Message::Pong(_) => {}
+            }
+        }
+        None
+    };
+    tokio::pin!(writer);
+    let closer = peer_sink.frames.clone();
+    tokio::select! {
+        () = &mut writer => {}
+        ended = reader => {
+            if let Some((code, reason)) = ended {
+                tracing::debug!(%note, %reason, "closing y-websocket");
+                // The close goes behind what is queued; bounded, as the
+                // client may not be reading.
+                if closer.try_send(YjsOut::Close(code, reason)).is_ok() {
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer).await;
+                }
+            }
+        }
+    }
+    notes.leave(&handle, peer);
+}
+
+/// Handles one binary frame (one or more y-protocol messages).
+async fn handle_frame(
+    state: &AppState,
+    handle: &Arc<crate::notes::NoteHandle>,
+    peer: u64,
+    sink: &YjsSink,
+    data: &[u8],
+) -> Result<(), (CloseCode, &'static str)> {
+    let notes = &state.notes;
+    let mut decoder = DecoderV1::new(Cursor::new(data));
+    let reader = MessageReader::new(&mut decoder);
+    let mut messages = Vec::new();
+    for message in reader {
+        messages.push(
+            message.map_err(|_| (CloseCode::UnsupportedData, "malformed y-protocol message"))?,
+        );
+    }
+    for message in messages {
+        match message {
+            SyncWire::Sync(SyncMessage::SyncStep1(state_vector)) => {
+                let step2 = notes
+                    .yjs_step2(handle, &state_vector.encode_v1())
+                    .map_err(|_| (CloseCode::UnsupportedData, "invalid state vector"))?;
+                sink.send(step2);
+            }
+            SyncWire::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) => {
+                match notes.update(handle, peer, &update).await {
+                    Ok(()) => {}
+                    Err(NotesError::Store(error)) => {
+                        tracing::error!(note = %handle.id, %error, "update not stored");
+                        return Err((CloseCode::InternalError, "the update could not be stored"));
+                    }
+                    Err(_) => {
+                        return Err((CloseCode::UnsupportedData, "invalid or oversized update"));
+                    }
+                }
+            }
+            SyncWire::Awareness(update) => {
+                notes
+                    .awareness(handle, peer, &update.encode_v1())
+                    .map_err(|_| (CloseCode::UnsupportedData, "invalid awareness update"))?;
+            }
+            SyncWire::AwarenessQuery => {
+                if let Some(state) = notes.awareness_state(handle) {
+                    sink.send(y_awareness_frame(&state));
+                }
+            }
+            SyncWire::Auth(_) | SyncWire::Custom(..) => {}
+        }
+    }
+    Ok(())
+}

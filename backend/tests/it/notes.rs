@@ -1,0 +1,427 @@
+//! Collaborative notes over real sockets, with a real store: people edit
+//! one document at once and converge; what was acknowledged survives
+//! restarts and unloading; bad updates harm nothing. SQLite by default, and
+//! Postgres started here from Debian's packages.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use rookery::notes::BODY;
+use rookery::store::Store;
+use rookery_common::{Bytes, ChannelName, ClientMessage, ErrorCode, ServerMessage};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update};
+
+use crate::support::tempdir::TempDir;
+use crate::support::{TestClient, TestServer, wait_until};
+
+/// A person with their own copy of the note.
+struct Editor {
+    client: TestClient,
+    doc: Doc,
+    channel: ChannelName,
+}
+
+fn new_doc() -> Doc {
+    Doc::with_options(Options {
+        offset_kind: OffsetKind::Utf16,
+        ..Options::default()
+    })
+}
+
+impl Editor {
+    async fn join(server: &TestServer, name: &str, note: &str) -> Self {
+        let client = server.client(name).await;
+        let mut editor = Self {
+            client,
+            doc: new_doc(),
+            channel: ChannelName::new("notes", note).unwrap(),
+        };
+        editor.sync().await;
+        editor
+    }
+
+    /// Sync step 1 and back: afterwards both sides hold the union.
+    async fn sync(&mut self) {
+        let state_vector = Bytes(self.doc.transact().state_vector().encode_v1());
+        let channel = self.channel.clone();
+        let reply = self
+            .client
+            .request(|id| ClientMessage::DocSync {
+                id,
+                channel,
+                state_vector,
+            })
+            .await;
+        let ServerMessage::DocSynced {
+            update,
+            state_vector,
+            ..
+        } = reply
+        else {
+            panic!("{reply:?}")
+        };
+        self.apply(&update.0);
+        let server_vector = StateVector::decode_v1(&state_vector.0).unwrap();
+        let missing = self
+            .doc
+            .transact()
+            .encode_state_as_update_v1(&server_vector);
+        if !missing.is_empty() && missing != [0, 0] {
+            self.send_update(missing).await;
+        }
+    }
+
+    fn apply(&self, update: &[u8]) {
+        self.doc
+            .transact_mut()
+            .apply_update(Update::decode_v1(update).unwrap())
+            .unwrap();
+    }
+
+    /// Types `text` at `at` and waits for the server's "saved".
+    async fn type_at(&mut self, at: u32, text: &str) {
+        let update = self.edit(|txn, body| body.insert(txn, at, text));
+        self.send_update(update).await;
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut yrs::TransactionMut<'_>, &yrs::TextRef)) -> Vec<u8> {
+        let body = self.doc.get_or_insert_text(BODY);
+        let before = self.doc.transact().state_vector();
+        {
+            let mut txn = self.doc.transact_mut();
+            f(&mut txn, &body);
+        }
+        self.doc.transact().encode_state_as_update_v1(&before)
+    }
+
+    async fn send_update(&mut self, update: Vec<u8>) -> ServerMessage {
+        let channel = self.channel.clone();
+        let reply = self
+            .client
+            .request(|id| ClientMessage::DocUpdate {
+                id,
+                channel,
+                update: Bytes(update),
+            })
+            .await;
+        reply
+    }
+
+    /// Applies every update pushed so far, until the text is `expected`.
+    async fn wait_for_text(&mut self, expected: &str) {
+        while self.text() != expected {
+            match self.client.recv().await {
+                ServerMessage::DocUpdated { update, .. } => self.apply(&update.0),
+                ServerMessage::DocAwareness { .. } | ServerMessage::DocSaved { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        self.doc
+            .get_or_insert_text(BODY)
+            .get_string(&self.doc.transact())
+    }
+}
+
+async fn two_people_converge(server: &TestServer, note: &str) {
+    let mut ada = Editor::join(server, "Ada", note).await;
+    let mut bob = Editor::join(server, "Bob", note).await;
+    ada.type_at(0, "Hello").await;
+    bob.wait_for_text("Hello").await;
+    // Both type at once, at the same place, without seeing each other.
+    let from_ada = ada.edit(|txn, body| body.insert(txn, 5, " world"));
+    let from_bob = bob.edit(|txn, body| body.insert(txn, 5, ", 👋"));
+    let saved_ada = ada.send_update(from_ada).await;
+    let saved_bob = bob.send_update(from_bob).await;
+    assert!(
+        matches!(saved_ada, ServerMessage::DocSaved { .. }),
+        "{saved_ada:?}"
+    );
+    assert!(
+        matches!(saved_bob, ServerMessage::DocSaved { .. }),
+        "{saved_bob:?}"
+    );
+    let text = server.state.notes.open(note).await.unwrap();
+    let merged = server.state.notes.body(&text);
+    assert!(
+        merged.starts_with("Hello") && merged.contains(" world") && merged.contains(", 👋"),
+        "{merged}"
+    );
+    ada.wait_for_text(&merged).await;
+    bob.wait_for_text(&merged).await;
+}
+
+#[tokio::test]
+async fn two_people_typing_at_once_converge() {
+    let server = TestServer::start().await;
+    two_people_converge(&server, "shared-note").await;
+}
+
+#[tokio::test]
+async fn acknowledged_edits_survive_a_restart() {
+    let data = TempDir::new();
+    let store = Store::open_sqlite(data.path()).await.unwrap();
+    let server = TestServer::start_with_store(|_| {}, Some(store)).await;
+    let mut ada = Editor::join(&server, "Ada", "durable").await;
+    for (at, word) in [(0, "one "), (4, "two "), (8, "three")] {
+        let saved = {
+            let update = ada.edit(|txn, body| body.insert(txn, at, word));
+            ada.send_update(update).await
+        };
+        assert!(matches!(saved, ServerMessage::DocSaved { .. }), "{saved:?}");
+    }
+    drop(ada);
+    server.shutdown().await.unwrap();
+
+    let store = Store::open_sqlite(data.path()).await.unwrap();
+    let server = TestServer::start_with_store(|_| {}, Some(store)).await;
+    let carol = Editor::join(&server, "Carol", "durable").await;
+    assert_eq!(carol.text(), "one two three");
+}
+
+#[tokio::test]
+async fn a_note_is_unloaded_after_the_last_person_leaves_and_comes_back_whole() {
+    let server = TestServer::start_with(|config| {
+        config.limits.notes.unload_after = Duration::from_millis(100);
+        config.limits.notes.compact_every = 5;
+    })
+    .await;
+    let mut ada = Editor::join(&server, "Ada", "unload-me").await;
+    for n in 0..12u32 {
+        ada.type_at(n, "x").await;
+    }
+    // Compaction kept the log short while typing.
+    let stored = server.state.notes.store().load("unload-me").await.unwrap();
+    assert!(stored.snapshot.is_some());
+    assert!(
+        stored.updates.len() < 5,
+        "{} updates left",
+        stored.updates.len()
+    );
+    drop(ada);
+    wait_until(|| server.state.notes.n_open() == 0).await;
+    let stored = server.state.notes.store().load("unload-me").await.unwrap();
+    assert!(stored.updates.is_empty(), "unloading compacts");
+
+    let bob = Editor::join(&server, "Bob", "unload-me").await;
+    assert_eq!(bob.text(), "x".repeat(12));
+    assert_eq!(server.state.notes.n_open(), 1);
+}
+
+#[tokio::test]
+async fn an_invalid_update_is_refused_and_harms_nothing() {
+    let server = TestServer::start_with(|config| config.limits.notes.max_update_bytes = 4096).await;
+    let mut ada = Editor::join(&server, "Ada", "fragile").await;
+    ada.type_at(0, "intact").await;
+    let mut bob = Editor::join(&server, "Bob", "fragile").await;
+    assert_eq!(bob.text(), "intact");
+
+    for garbage in [vec![0xff, 0xff, 0xff, 0x01], vec![1, 2, 3], Vec::new()] {
+        let reply = ada.send_update(garbage).await;
+        assert!(
+            matches!(
+                reply,
+                ServerMessage::Error {
+                    code: ErrorCode::InvalidUpdate,
+                    ..
+                }
+            ),
+            "{reply:?}"
+        );
+    }
+    // An update over the size limit (but within the socket's message size).
+    let huge = ada.edit(|txn, body| body.insert(txn, 0, &"y".repeat(8 * 1024)));
+    let reply = ada.send_update(huge).await;
+    assert!(
+        matches!(
+            reply,
+            ServerMessage::Error {
+                code: ErrorCode::DocumentTooLarge,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    // Not joined yet: refused with its code.
+    let mut carol = server.client("Carol").await;
+    let channel = ChannelName::parse("notes:fragile").unwrap();
+    let reply = carol
+        .request(|id| ClientMessage::DocUpdate {
+            id,
+            channel,
+            update: Bytes(vec![0, 0]),
+        })
+        .await;
+    assert!(
+        matches!(
+            reply,
+            ServerMessage::Error {
+                code: ErrorCode::NotJoined,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+
+    let handle = server.state.notes.open("fragile").await.unwrap();
+    assert_eq!(server.state.notes.body(&handle), "intact");
+    bob.type_at(6, "!").await;
+    let dave = Editor::join(&server, "Dave", "fragile").await;
+    assert_eq!(dave.text(), "intact!");
+}
+
+#[tokio::test]
+async fn stream_commands_do_not_apply_to_documents() {
+    let server = TestServer::start().await;
+    let mut ada = server.client("Ada").await;
+    let channel = ChannelName::parse("notes:x").unwrap();
+    let reply = ada
+        .request(|id| ClientMessage::Subscribe {
+            id,
+            channel,
+            since: None,
+            rewind: None,
+            token: None,
+        })
+        .await;
+    assert!(
+        matches!(
+            reply,
+            ServerMessage::Error {
+                code: ErrorCode::WrongKind,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+}
+
+/// A Postgres cluster of its own, from Debian's packages, on a free port.
+struct Postgres {
+    dir: TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl Postgres {
+    fn start() -> Self {
+        let bin = [
+            "/usr/lib/postgresql/15/bin",
+            "/usr/lib/postgresql/16/bin",
+            "/usr/lib/postgresql/17/bin",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|dir| dir.join("initdb").exists())
+        .expect("Postgres server binaries (Debian package postgresql)");
+        let dir = TempDir::new();
+        let data = dir.path().join("pgdata");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let as_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+        // initdb refuses to run as root: run the cluster as `postgres`.
+        let run = |program: &str, args: &[&str]| {
+            let program = bin.join(program);
+            let mut command = if as_root {
+                let mut command = Command::new("runuser");
+                command.args(["-u", "postgres", "--"]).arg(&program);
+                command
+            } else {
+                Command::new(&program)
+            };
+            let status = command
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+            assert!(status.unwrap().success(), "{} {args:?}", program.display());
+        };
+        if as_root {
+            let status = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let data_arg = data.to_str().unwrap();
+        run(
+            "initdb",
+            &["-D", data_arg, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            dir.path().display()
+        );
+        let log = dir.path().join("log");
+        run(
+            "pg_ctl",
+            &[
+                "-D",
+                data_arg,
+                "-l",
+                log.to_str().unwrap(),
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+        Self { dir, bin, port }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("pgdata");
+        let ctl = self.bin.join("pg_ctl");
+        let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
+        let _ = if Command::new("id").arg("-u").output().unwrap().stdout == b"0\n" {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(ctl)
+                .args(args)
+                .status()
+        } else {
+            Command::new(ctl).args(args).status()
+        };
+    }
+}
+
+#[tokio::test]
+async fn postgres_behaves_like_sqlite() {
+    let postgres = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let store = Store::open_postgres(&postgres.url()).await.unwrap();
+    assert_eq!(store.kind(), "postgres");
+    let server =
+        TestServer::start_with_store(|config| config.limits.notes.compact_every = 3, Some(store))
+            .await;
+    two_people_converge(&server, "pg-note").await;
+    let mut ada = Editor::join(&server, "Ada", "pg-durable").await;
+    for n in 0..7u32 {
+        ada.type_at(n, "z").await;
+    }
+    drop(ada);
+    server.shutdown().await.unwrap();
+
+    let store = Store::open_postgres(&postgres.url()).await.unwrap();
+    let stored = store.load("pg-durable").await.unwrap();
+    assert!(stored.snapshot.is_some(), "compacted in Postgres too");
+    let server = TestServer::start_with_store(|_| {}, Some(store)).await;
+    let bob = Editor::join(&server, "Bob", "pg-durable").await;
+    assert_eq!(bob.text(), "zzzzzzz");
+    let listed = server.state.notes.store().list().await.unwrap();
+    assert!(listed.iter().any(|note| note.id == "pg-durable"));
+}
