@@ -5,10 +5,14 @@
 //! - `location`: a live-map room of N sharers updating at a steady
 //!   (open-loop) rate and M viewers; reports update→delivery latency
 //!   percentiles at the viewers and the server's CPU use.
+//! - `notes`: N editors typing into one note at a steady rate; reports
+//!   keystroke→remote latency and server CPU, and the storage a note takes
+//!   per 10,000 keystrokes before and after compaction.
 //!
 //! The server's process id (`--pid`) is read from `/proc` for CPU and RSS.
 
 mod client;
+mod notes;
 mod proc_stats;
 mod scenarios;
 
@@ -47,6 +51,16 @@ enum Scenario {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+    /// One note, N editors typing at a steady rate
+    Notes {
+        #[arg(long, default_value_t = 50)]
+        editors: usize,
+        /// Keystrokes per second per editor
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
 }
 
 #[tokio::main]
@@ -60,6 +74,11 @@ async fn main() -> anyhow::Result<()> {
             rate,
             seconds,
         } => scenarios::location(&cli.url, cli.pid, sharers, viewers, rate, seconds).await?,
+        Scenario::Notes {
+            editors,
+            rate,
+            seconds,
+        } => notes::run(&cli.url, cli.pid, editors, rate, seconds).await?,
     };
     println!("{report}");
     Ok(())
