@@ -5,13 +5,17 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
 
 use crate::auth::Verifier;
+use crate::http::assets::Assets;
 use crate::hub::{HubLimits, NamespaceConfig, Namespaces};
+use crate::net::proxy::TrustedProxies;
+use crate::net::tls::Tls;
 use crate::notes::NoteLimits;
 use crate::ws::origin::AllowedOrigins;
 
@@ -30,7 +34,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ROOKERY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Directory of the built web app (trunk's output) [default: ./dist]
+    /// Directory of the built web app (trunk's output) [default: ./dist,
+    /// or the app built into the binary when it has the `embed` feature]
     #[arg(long, env = "ROOKERY_DIST_DIR")]
     pub dist_dir: Option<PathBuf>,
 
@@ -43,6 +48,31 @@ pub struct ServeArgs {
     /// separated (e.g. https://app.example.com); `*` allows any
     #[arg(long, env = "ROOKERY_ALLOWED_ORIGINS")]
     pub allowed_origins: Option<String>,
+
+    /// PEM file with the certificate chain to serve HTTPS (and WSS) with;
+    /// needs --tls-key. Reloaded on SIGHUP and when the file changes
+    #[arg(long, env = "ROOKERY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the certificate's private key
+    #[arg(long, env = "ROOKERY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Seconds between checks of the certificate files for a change; 0:
+    /// reload on SIGHUP only [default: 10]
+    #[arg(long, env = "ROOKERY_TLS_RELOAD_INTERVAL")]
+    pub tls_reload_interval: Option<u64>,
+
+    /// Also listen on this address for plain HTTP and answer everything
+    /// with a 308 redirect to the https URL (needs --tls-cert)
+    #[arg(long, env = "ROOKERY_REDIRECT_HTTP")]
+    pub redirect_http: Option<SocketAddr>,
+
+    /// Reverse proxies (addresses or networks, comma separated) whose
+    /// X-Forwarded-For, -Proto and -Host headers are believed
+    /// [default: none]
+    #[arg(long, env = "ROOKERY_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
 
     /// Largest WebSocket message accepted, in bytes; larger ones close the
     /// connection with 1009 [default: 65536]
@@ -162,8 +192,13 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Postgres for notes; `None`: SQLite under `data_dir`.
     pub database_url: Option<String>,
-    pub dist_dir: PathBuf,
+    pub web_app: WebApp,
     pub allowed_origins: AllowedOrigins,
+    /// HTTPS on `listen`; `None`: plain HTTP.
+    pub tls: Option<Tls>,
+    /// Where plain HTTP is redirected to HTTPS, if anywhere.
+    pub redirect_http: Option<SocketAddr>,
+    pub trusted_proxies: TrustedProxies,
     pub limits: Limits,
     pub namespaces: Namespaces,
     pub log_format: LogFormat,
@@ -173,6 +208,16 @@ pub struct Config {
     pub verifier: Option<Verifier>,
     pub allow_anonymous: bool,
     pub tiles: Tiles,
+}
+
+/// Where the web app's files come from.
+#[derive(Debug, Clone)]
+pub enum WebApp {
+    /// A directory read on every request (`--dist-dir`).
+    Dir(PathBuf),
+    /// Files held in memory with precompressed variants: the app built
+    /// into the binary by the `embed` feature.
+    Memory(Arc<Assets>),
 }
 
 /// Where the map's background comes from.
@@ -203,8 +248,11 @@ impl std::fmt::Debug for Config {
                 "database_url",
                 &self.database_url.as_ref().map(|_| "<redacted>"),
             )
-            .field("dist_dir", &self.dist_dir)
+            .field("web_app", &self.web_app)
             .field("allowed_origins", &self.allowed_origins)
+            .field("tls", &self.tls)
+            .field("redirect_http", &self.redirect_http)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("limits", &self.limits)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("verifier", &self.verifier)
@@ -282,6 +330,12 @@ impl Config {
                 message: "must be at least 1 second".into(),
             });
         }
+        if args.redirect_http.is_some() && args.tls_cert.is_none() {
+            return Err(ConfigError::Invalid {
+                name: "redirect_http",
+                message: "redirects to https, so it needs --tls-cert and --tls-key".into(),
+            });
+        }
         let mut namespaces = Namespaces::default();
         namespaces.extend(args.namespaces);
         let verifier =
@@ -343,7 +397,7 @@ impl Config {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000))),
             data_dir: args.data_dir.unwrap_or_else(|| PathBuf::from("data")),
             database_url: args.database_url,
-            dist_dir: args.dist_dir.unwrap_or_else(|| PathBuf::from("dist")),
+            web_app: web_app(args.dist_dir),
             allowed_origins: AllowedOrigins::parse(args.allowed_origins.as_deref().unwrap_or(""))
                 .map_err(|message| ConfigError::Invalid {
                 name: "allowed_origins",
@@ -382,6 +436,17 @@ impl Config {
             verifier,
             allow_anonymous: args.anonymous.unwrap_or(true),
             tiles: tiles(args.tile_url.as_deref(), args.tile_attribution)?,
+            tls: tls(
+                args.tls_cert.as_deref(),
+                args.tls_key.as_deref(),
+                args.tls_reload_interval,
+            )?,
+            redirect_http: args.redirect_http,
+            trusted_proxies: TrustedProxies::parse(args.trusted_proxies.as_deref().unwrap_or(""))
+                .map_err(|message| ConfigError::Invalid {
+                name: "trusted_proxies",
+                message,
+            })?,
         })
     }
 }
@@ -395,6 +460,11 @@ impl ServeArgs {
             database_url: self.database_url.or(file.database_url),
             dist_dir: self.dist_dir.or(file.dist_dir),
             allowed_origins: self.allowed_origins.or(file.allowed_origins),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            tls_reload_interval: self.tls_reload_interval.or(file.tls_reload_interval),
+            redirect_http: self.redirect_http.or(file.redirect_http),
+            trusted_proxies: self.trusted_proxies.or(file.trusted_proxies),
             max_message_size: self.max_message_size.or(file.max_message_size),
             outbound_queue: self.outbound_queue.or(file.outbound_queue),
             max_subscriptions: self.max_subscriptions.or(file.max_subscriptions),
@@ -415,6 +485,45 @@ impl ServeArgs {
             namespaces: file.namespaces,
         }
     }
+}
+
+/// `--dist-dir` when given; else the app built into the binary, if it has
+/// one; else `./dist`.
+fn web_app(dist_dir: Option<PathBuf>) -> WebApp {
+    match dist_dir {
+        Some(dir) => WebApp::Dir(dir),
+        #[cfg(feature = "embed")]
+        None => WebApp::Memory(Arc::new(Assets::embedded())),
+        #[cfg(not(feature = "embed"))]
+        None => WebApp::Dir(PathBuf::from("dist")),
+    }
+}
+
+fn tls(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    reload_interval: Option<u64>,
+) -> Result<Option<Tls>, ConfigError> {
+    let (cert, key) = match (cert, key) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) => return Ok(None),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(ConfigError::Invalid {
+                name: "tls_cert",
+                message: "give both --tls-cert and --tls-key".into(),
+            });
+        }
+    };
+    let reload_interval = match reload_interval.unwrap_or(10) {
+        0 => None,
+        seconds => Some(Duration::from_secs(seconds)),
+    };
+    Tls::load(cert, key, reload_interval)
+        .map(Some)
+        .map_err(|error| ConfigError::Invalid {
+            name: "tls_cert",
+            message: error.to_string(),
+        })
 }
 
 fn tiles(url: Option<&str>, attribution: Option<String>) -> Result<Tiles, ConfigError> {
@@ -490,6 +599,54 @@ mod tests {
         assert!(tiles(Some("https://tiles.example/{z}/{x}/{y}.png"), None).is_ok());
         assert!(tiles(Some("https://tiles.example/tile.png"), None).is_err());
         assert!(tiles(Some("javascript:alert(1)/{z}{x}{y}"), None).is_err());
+    }
+
+    #[test]
+    fn tls_settings_are_checked_before_serving() {
+        let dir = std::env::temp_dir().join(format!("rookery-tls-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write_pair = |name: &str| {
+            let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+            let cert = dir.join(format!("{name}-cert.pem"));
+            let key = dir.join(format!("{name}-key.pem"));
+            std::fs::write(&cert, generated.cert.pem()).unwrap();
+            std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+            (cert, key)
+        };
+        let (cert, key) = write_pair("a");
+        let (_, other_key) = write_pair("b");
+        let args = |cert: Option<&PathBuf>, key: Option<&PathBuf>| ServeArgs {
+            tls_cert: cert.cloned(),
+            tls_key: key.cloned(),
+            ..ServeArgs::default()
+        };
+        let error = |args: ServeArgs| match Config::resolve(args) {
+            Err(ConfigError::Invalid { name, message }) => format!("{name}: {message}"),
+            other => panic!("expected an error, got {other:?}"),
+        };
+
+        let config = Config::resolve(args(Some(&cert), Some(&key))).unwrap();
+        assert!(config.tls.is_some());
+        assert!(error(args(Some(&cert), None)).contains("give both"));
+        assert!(error(args(Some(&cert), Some(&other_key))).contains("does not fit"));
+        assert!(error(args(Some(&dir.join("missing.pem")), Some(&key))).contains("cannot read"));
+        assert!(error(args(Some(&key), Some(&key))).contains("no certificate"));
+        let redirect_alone = ServeArgs {
+            redirect_http: Some("127.0.0.1:80".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        assert!(error(redirect_alone).starts_with("redirect_http"));
+
+        // The same settings from the file.
+        let file = format!(
+            "tls_cert = {cert:?}\ntls_key = {key:?}\ntls_reload_interval = 0\n\
+             redirect_http = \"127.0.0.1:80\"\ntrusted_proxies = \"10.0.0.0/8, ::1\"\n"
+        );
+        let config = Config::resolve(toml::from_str::<ServeArgs>(&file).unwrap()).unwrap();
+        assert!(config.tls.is_some());
+        assert_eq!(config.redirect_http, Some("127.0.0.1:80".parse().unwrap()));
+        assert!(config.trusted_proxies.trusts("10.1.2.3".parse().unwrap()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rookery::{AppState, Config, ServeArgs};
 /// A self-hosted real-time server: channels, presence, history and recovery
 /// over WebSockets, with a web app for chat, maps and notes.
 #[derive(Debug, Parser)]
-#[command(name = "rookery", version, about)]
+#[command(name = "rookery", version = rookery::VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -124,18 +124,38 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    if !config.dist_dir.join("index.html").exists() {
-        tracing::warn!(dist_dir = %config.dist_dir.display(), "web app not built: only the API and /ws are served");
-    }
+    let redirect_http = match config.redirect_http {
+        Some(redirect) => Some(
+            tokio::net::TcpListener::bind(redirect)
+                .await
+                .with_context(|| format!("cannot listen on {redirect} (--redirect-http)"))?,
+        ),
+        None => None,
+    };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let store = rookery::store::Store::open(config.database_url.as_deref(), &config.data_dir)
         .await
         .context("cannot open the notes store")?;
     tracing::info!(store = store.kind(), "notes store open");
     let state = AppState::new(config, store);
     // Tests and scripts read this line to learn the port of `--listen …:0`.
-    println!("rookery listening on http://{address}");
-    tracing::info!(%address, "listening");
-    rookery::run(listener, state, shutdown_signal(), DRAIN_LIMIT).await?;
+    println!("rookery listening on {scheme}://{address}");
+    tracing::info!(%address, scheme, version = rookery::VERSION, "listening");
+    if let Some(redirect) = &redirect_http {
+        println!(
+            "rookery redirecting http://{} to https",
+            redirect.local_addr()?
+        );
+    }
+    let listeners = rookery::net::Listeners {
+        app: listener,
+        redirect_http,
+    };
+    rookery::run(listeners, state, shutdown_signal(), DRAIN_LIMIT).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! shutdown.
 
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,14 +10,19 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use rookery_common::CloseCode;
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::http::{health, static_files};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::net::Listeners;
+use crate::net::listener::TlsListener;
+use crate::net::redirect;
+use crate::net::tls::Hangups;
 use crate::notes::Notes;
 use crate::store::Store;
 use crate::{api, ws};
@@ -169,25 +174,80 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves until `shutdown` completes, then closes every socket gracefully
 /// (bounded by `drain_limit`).
+///
+/// `listeners` is the app's socket (a `TcpListener` will do) and, for
+/// `--redirect-http`, the redirect's. With a certificate in the config the
+/// app is served over TLS, and the certificate is reloaded on SIGHUP and
+/// when its files change for as long as this runs.
 pub async fn run(
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain_limit: Duration,
 ) -> std::io::Result<()> {
+    let Listeners {
+        app: listener,
+        redirect_http,
+    } = listeners.into();
     let router = app(state.clone());
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
     let signal_state = state.clone();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: closing sockets");
         signal_state.begin_shutdown();
+        let _ = stopping.send(true);
     };
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .await?;
+    let redirect = match redirect_http {
+        Some(redirect_listener) => {
+            let https_port = listener.local_addr()?.port();
+            let mut stopped = stopped.clone();
+            let until_stopped = async move {
+                // An error means the sender is gone: stop as well.
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            };
+            Some(tokio::spawn(
+                axum::serve(redirect_listener, redirect::router(https_port))
+                    .with_graceful_shutdown(until_stopped)
+                    .into_future(),
+            ))
+        }
+        None => None,
+    };
+    let hangups = Hangups::register()?;
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    // Small frames (pings, positions) leave at once rather than wait for
+    // the peer's delayed ACK (Nagle's algorithm).
+    let served = match &state.config.tls {
+        None => {
+            let ignorer = tokio::spawn(hangups.ignore());
+            let listener = listener.tap_io(|tcp: &mut TcpStream| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let served = axum::serve(listener, service)
+                .with_graceful_shutdown(signal)
+                .await;
+            ignorer.abort();
+            served
+        }
+        Some(tls) => {
+            let config = tls.server_config().map_err(std::io::Error::other)?;
+            let watcher = tokio::spawn(tls.clone().watch(hangups));
+            let listener = TlsListener::new(listener, config)?.tap_io(
+                |stream: &mut tokio_rustls::server::TlsStream<TcpStream>| {
+                    let _ = stream.get_ref().0.set_nodelay(true);
+                },
+            );
+            let served = axum::serve(listener, service)
+                .with_graceful_shutdown(signal)
+                .await;
+            watcher.abort();
+            served
+        }
+    };
     state.wait_for_sockets(drain_limit).await;
-    Ok(())
+    if let Some(redirect) = redirect {
+        redirect.await.map_err(std::io::Error::other)??;
+    }
+    served
 }

@@ -33,18 +33,28 @@ function selectEngines(list) {
 export const DEFAULT_VIEWPORT = { width: 1280, height: 720 };
 
 /**
+ * How a browser is started, for suites that need more than the defaults.
+ * @typedef {object} LaunchOptions
+ * @property {boolean} [acceptInsecureCerts] accept any certificate (a test's self-signed one)
+ * @property {string[]} [hostNames] names that resolve to 127.0.0.1, where the engine can
+ *   (`supports.hostNames`); a page on such a name is not "localhost", so it is a secure
+ *   context only over https
+ */
+
+/**
  * Starts `engine`. Its `newPerson()` opens an isolated window (own storage
  * and cookies): one per person.
  * @param {'chromium' | 'firefox' | 'webkit'} engine
+ * @param {LaunchOptions} options
  */
-export async function launch(engine) {
+export async function launch(engine, options = {}) {
   if (!DRIVERS[engine]) throw new Error(`engine ${engine} is not set up in this harness`);
   const { launch: launchDriver, supports } = await DRIVERS[engine]();
-  const driver = await launchDriver();
+  const driver = await launchDriver(options);
   const people = new Set();
   return {
     engine,
-    /** What this engine can emulate here: { touch, geolocation }. */
+    /** What this engine can emulate here: { touch, geolocation, hostNames }. */
     supports,
     /**
      * A new person in their own isolated window.
@@ -74,7 +84,8 @@ export async function launch(engine) {
 }
 
 /**
- * Defines the suite `title` once per engine of this run. `define` registers
+ * Defines the suite `title` once per engine of this run, each browser
+ * started with `options` (see `LaunchOptions`). `define` registers
  * the scenarios with `scenario(title, fn, { engines })`: `engines` (default:
  * all three) lists where it runs; leave an engine out only with a comment
  * saying why. `fn(browser)` gets that engine's launched browser; people it
@@ -84,13 +95,14 @@ export async function launch(engine) {
  * @param {(suite: { engine: string, browser: () => Awaited<ReturnType<typeof launch>>,
  *   scenario: (title: string, fn: (browser: Awaited<ReturnType<typeof launch>>) => Promise<void>,
  *     options?: { engines?: string[] }) => void }) => void} define
+ * @param {LaunchOptions} [options]
  */
-export function forEachEngine(title, define) {
+export function forEachEngine(title, define, options = {}) {
   for (const engine of ENGINES) {
     describe(`${title} (${engine})`, () => {
       let browser;
       before(async () => {
-        browser = await launch(engine);
+        browser = await launch(engine, options);
       });
       afterEach(async () => {
         await browser?.closePeople();

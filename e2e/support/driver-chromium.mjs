@@ -13,18 +13,22 @@ const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 
-export const supports = { touch: true, geolocation: true };
+export const supports = { touch: true, geolocation: true, hostNames: true };
 
-export async function launchChromium() {
+/** @param {import('./browsers.mjs').LaunchOptions} options */
+export async function launchChromium({ acceptInsecureCerts = false, hostNames = [] } = {}) {
+  const rules = hostNames.map((name) => `MAP ${name} 127.0.0.1`).join(', ');
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: CHROMIUM_FLAGS,
+    args: [...CHROMIUM_FLAGS, ...(rules ? [`--host-resolver-rules=${rules}`] : [])],
   });
   return {
     /** @returns {Promise<import('./person.mjs').DriverPage>} */
     async newPage({ viewport, touch }) {
       // `touch` is a phone: a touch screen and mobile viewport rules.
-      const context = await browser.newContext({ viewport, hasTouch: touch, isMobile: touch });
+      const context = await browser.newContext({
+        viewport, hasTouch: touch, isMobile: touch, ignoreHTTPSErrors: acceptInsecureCerts,
+      });
       const page = await context.newPage();
       page.on('pageerror', (error) => console.error(`[chromium] page error: ${error.message}`));
       return {

@@ -7,14 +7,18 @@ import { Unsupported } from './person.mjs';
 
 // Firefox 153 ESR has no `emulation.setTouchOverride` (BiDi answers
 // "unknown command"), so a context cannot be made a touch device.
-export const supports = { touch: false, geolocation: true };
+export const supports = { touch: false, geolocation: true, hostNames: true };
 
-export async function launchFirefox() {
+/** @param {import('./browsers.mjs').LaunchOptions} options */
+export async function launchFirefox({ acceptInsecureCerts = false, hostNames = [] } = {}) {
   const browser = await puppeteer.launch({
     browser: 'firefox',
     executablePath: process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr',
     headless: true,
     defaultViewport: null,
+    acceptInsecureCerts,
+    // These names resolve to the loopback address.
+    extraPrefsFirefox: hostNames.length ? { 'network.dns.localDomains': hostNames.join(',') } : {},
   });
   return {
     /** @returns {Promise<import('./person.mjs').DriverPage>} */

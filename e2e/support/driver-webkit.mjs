@@ -21,9 +21,11 @@ const START_TIMEOUT_MS = 15_000;
 // WebKitGTK's WebDriver has no touch emulation (navigator.maxTouchPoints
 // stays 0) and no geolocation override or permission command: a
 // geolocation request waits on a permission prompt forever.
-export const supports = { touch: false, geolocation: false };
+// Nor can it map a host name to an address (no resolver switch).
+export const supports = { touch: false, geolocation: false, hostNames: false };
 
-export async function launchWebKit() {
+/** @param {import('./browsers.mjs').LaunchOptions} options */
+export async function launchWebKit({ acceptInsecureCerts = false } = {}) {
   const xvfb = await startXvfb();
   const people = new Set();
   return {
@@ -35,6 +37,7 @@ export async function launchWebKit() {
       try {
         session = await WebDriverSession.create(driver.url, {
           browserName: 'MiniBrowser',
+          acceptInsecureCerts,
           'webkitgtk:browserOptions': {
             binary: MINIBROWSER,
             // Full screen hides MiniBrowser's toolbar, so the window is the

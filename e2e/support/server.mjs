@@ -1,7 +1,9 @@
 // Starts a real Rookery server (on 127.0.0.1:0 unless told otherwise) for one
 // test file, serving the built web app from ../dist, with its data in a fresh
 // temporary directory (or the one given, to restart a server on its data).
-import { spawn } from 'node:child_process';
+// By default it is the debug build; a test may start another binary (the
+// release build with the app inside) in a directory of its choice.
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -10,13 +12,32 @@ import { once } from 'node:events';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export function rookeryBinary() {
-  const targetDir = process.env.CARGO_TARGET_DIR
+function targetDir() {
+  return process.env.CARGO_TARGET_DIR
     ? resolve(root, process.env.CARGO_TARGET_DIR)
     : join(root, 'target');
-  const binary = process.env.ROOKERY_BIN ?? join(targetDir, 'debug', 'rookery');
+}
+
+export function rookeryBinary() {
+  const binary = process.env.ROOKERY_BIN ?? join(targetDir(), 'debug', 'rookery');
   if (!existsSync(binary)) {
     throw new Error(`no server binary at ${binary}: run cargo build -p rookery first`);
+  }
+  return binary;
+}
+
+/**
+ * The single binary: the release build with the web app inside (the
+ * `embed` feature). Throws, saying how to build it, when it is missing or
+ * was built without the app.
+ */
+export function singleBinary() {
+  const binary = process.env.ROOKERY_RELEASE_BIN ?? join(targetDir(), 'release', 'rookery');
+  const build = 'cargo build --release -p rookery --features embed (after trunk build --release)';
+  if (!existsSync(binary)) throw new Error(`no release binary at ${binary}: run ${build}`);
+  const version = execFileSync(binary, ['--version'], { encoding: 'utf8' }).trim();
+  if (!/features: [^)]*\bembed\b/.test(version)) {
+    throw new Error(`${binary} (${version}) has no web app inside: run ${build}`);
   }
   return binary;
 }
@@ -26,37 +47,56 @@ export function rookeryBinary() {
  * address, e.g. the one a stopped server had: while that port is still held
  * (a closing socket, a server still exiting), binding is retried for up to
  * `bindRetryMs` (10 s) instead of failing at once.
- * @param {{ args?: string[], env?: Record<string, string>, dataDir?: string, listen?: string, bindRetryMs?: number }} options
+ *
+ * `binary` (default: the debug build) runs in `cwd` (default: this
+ * process's). `distDir: null` passes no `--dist-dir` (the binary serves the
+ * app it carries) and `dataDir: null` no `--data-dir` (it uses `./data`).
+ * With `--redirect-http` among `args`, `redirectUrl` is where it listens.
+ * @param {{ args?: string[], env?: Record<string, string>, dataDir?: string | null, distDir?: string | null,
+ *   listen?: string, bindRetryMs?: number, binary?: string, cwd?: string }} options
  */
 export async function startServer(options = {}) {
-  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'rookery-e2e-'));
+  const dataDir = options.dataDir === null
+    ? null
+    : options.dataDir ?? mkdtempSync(join(tmpdir(), 'rookery-e2e-'));
+  const distDir = options.distDir === undefined ? join(root, 'dist') : options.distDir;
   const listen = options.listen ?? '127.0.0.1:0';
   const args = [
     'serve',
     '--listen', listen,
-    '--data-dir', dataDir,
-    '--dist-dir', join(root, 'dist'),
+    ...(dataDir === null ? [] : ['--data-dir', dataDir]),
+    ...(distDir === null ? [] : ['--dist-dir', distDir]),
     ...(options.args ?? []),
   ];
+  const removeData = () => {
+    if (!options.dataDir && dataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
+  const spawnOptions = {
+    binary: options.binary ?? rookeryBinary(),
+    cwd: options.cwd,
+    env: options.env,
+    redirect: args.includes('--redirect-http'),
+  };
   const fixedPort = !/:0$/.test(listen);
   const deadline = Date.now() + (options.bindRetryMs ?? 10_000);
   let started;
   for (;;) {
     try {
-      started = await spawnServer(args, options.env);
+      started = await spawnServer(args, spawnOptions);
       break;
     } catch (error) {
       if (!(fixedPort && error.addressInUse && Date.now() < deadline)) {
-        if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+        removeData();
         throw error;
       }
       // The port is still held: try again shortly, for a bounded time.
       await new Promise((resolveLater) => setTimeout(resolveLater, 100));
     }
   }
-  const { child, url, logs } = started;
+  const { child, url, redirectUrl, logs } = started;
   return {
     url,
+    redirectUrl,
     dataDir,
     process: child,
     logs,
@@ -66,22 +106,21 @@ export async function startServer(options = {}) {
         child.kill('SIGTERM');
         await once(child, 'exit');
       }
-      if (!keepData && !options.dataDir) {
-        rmSync(dataDir, { recursive: true, force: true });
-      }
+      if (!keepData) removeData();
     },
   };
 }
 
-/** Spawns one server; resolves once it prints its address. */
-async function spawnServer(args, env) {
-  const child = spawn(rookeryBinary(), args, {
+/** Spawns one server; resolves once it prints its address (and its redirect's). */
+async function spawnServer(args, { binary, cwd, env, redirect }) {
+  const child = spawn(binary, args, {
+    cwd,
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   child.stderr.on('data', (chunk) => { stderr += chunk; });
-  const url = await new Promise((resolveUrl, reject) => {
+  const [url, redirectUrl] = await new Promise((resolveUrl, reject) => {
     let stdout = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -89,10 +128,11 @@ async function spawnServer(args, env) {
     }, 15_000);
     child.stdout.on('data', (chunk) => {
       stdout += chunk;
-      const match = stdout.match(/rookery listening on (http:\/\/\S+)/);
-      if (match) {
+      const listening = stdout.match(/rookery listening on (https?:\/\/\S+)/);
+      const redirecting = stdout.match(/rookery redirecting (http:\/\/\S+)/);
+      if (listening && (redirecting || !redirect)) {
         clearTimeout(timer);
-        resolveUrl(match[1]);
+        resolveUrl([listening[1], redirecting?.[1]]);
       }
     });
     // 'close' comes after 'exit' and after stderr has been read to the end.
@@ -103,5 +143,5 @@ async function spawnServer(args, env) {
       reject(error);
     });
   });
-  return { child, url, logs: () => stderr };
+  return { child, url, redirectUrl, logs: () => stderr };
 }

@@ -755,6 +755,13 @@ fn dispatch(driver: &Rc<RefCell<Driver>>, message: ServerMessage) {
                 done(Ok(()));
             }
         }
+        // Documents are not opened by this app yet: nothing to route.
+        ServerMessage::DocSynced { id, .. } | ServerMessage::DocSaved { id, .. } => {
+            if let Some(id) = id {
+                state.pending.remove(&id);
+            }
+        }
+        ServerMessage::DocUpdated { .. } | ServerMessage::DocAwareness { .. } => {}
         ServerMessage::Location { channel, shared } => {
             if let Some(handler) = state.handler(&channel) {
                 drop(state);

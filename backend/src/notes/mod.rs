@@ -349,25 +349,36 @@ impl Notes {
         }
     }
 
+    /// Unloads a note nobody has open, compacting it first so that the
+    /// next load is one read. Someone joining (or writing) meanwhile keeps
+    /// it loaded; their leaving schedules the next attempt.
     async fn unload_if_idle(&self, handle: &Arc<NoteHandle>) {
+        let is_idle = |open: &HashMap<String, Arc<NoteHandle>>, loaded: &Loaded| {
+            open.get(&handle.id)
+                .is_some_and(|current| Arc::ptr_eq(current, handle))
+                && loaded.peers.is_empty()
+                && !loaded.compacting
+        };
         let snapshot = {
-            let mut open = self.open_map();
+            let open = self.open_map();
             let loaded = handle.lock();
-            let is_current = open
-                .get(&handle.id)
-                .is_some_and(|current| Arc::ptr_eq(current, handle));
-            if !is_current || !loaded.peers.is_empty() || loaded.compacting {
+            if !is_idle(&open, &loaded) {
                 return;
             }
-            open.remove(&handle.id);
-            handle.unloaded.store(true, Ordering::SeqCst);
             (loaded.document.updates_since_snapshot() > 0).then(|| loaded.document.snapshot())
         };
-        // Leave a compact note behind: loading it next time is one read.
-        if let Some((data, upto)) = snapshot
-            && let Err(error) = self.store.compact(&handle.id, &data, upto).await
-        {
-            tracing::warn!(note = %handle.id, %error, "compaction at unload failed");
+        if let Some((data, upto)) = snapshot {
+            if let Err(error) = self.store.compact(&handle.id, &data, upto).await {
+                tracing::warn!(note = %handle.id, %error, "compaction before unloading failed; the note stays loaded");
+                return;
+            }
+            handle.lock().document.compacted(data.len(), upto);
+        }
+        let mut open = self.open_map();
+        let loaded = handle.lock();
+        if is_idle(&open, &loaded) && loaded.document.updates_since_snapshot() == 0 {
+            open.remove(&handle.id);
+            handle.unloaded.store(true, Ordering::SeqCst);
         }
     }
 

@@ -4,7 +4,6 @@
 //! Protocol violations are answered with a close frame carrying their
 //! RFC 6455 code before the socket ends; it is never just dropped.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -17,6 +16,7 @@ use super::heartbeat::{Beat, Heartbeat};
 use super::session::Session;
 use crate::hub::{Closing, Next, Outbox, OutboxReceiver};
 use crate::metrics::Metrics;
+use crate::net::proxy::Client;
 use crate::server::AppState;
 
 /// How long the writer may take to send a final close frame to a client that
@@ -28,11 +28,13 @@ const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// send a reset, which can destroy the close frame before the client sees it.
 const LINGER: Duration = Duration::from_secs(2);
 
-pub async fn serve(socket: WebSocket, state: AppState, peer: SocketAddr) {
+/// `client`: who is on the other end, through trusted proxies; its address
+/// is what the per-address limit counts.
+pub async fn serve(socket: WebSocket, state: AppState, client: Client) {
     let (sink, mut stream) = socket.split();
     let (outbox, receiver) = Outbox::new(state.config.limits.outbound_queue);
     let _guard = state.track_connection();
-    let Some(_per_ip) = state.admit_ip(peer.ip()) else {
+    let Some(_per_ip) = state.admit_ip(client.ip) else {
         // Over the per-address limit: say so with a close code the client
         // can act on, and hold nothing else.
         Metrics::bump(&state.metrics.n_connections_refused_per_ip);
@@ -47,7 +49,7 @@ pub async fn serve(socket: WebSocket, state: AppState, peer: SocketAddr) {
         return;
     };
     let mut session = Session::new(state.clone(), outbox.clone());
-    tracing::debug!(%peer, "websocket opened");
+    tracing::debug!(peer = %client.peer, client = %client.ip, "websocket opened");
 
     let writer = write(sink, receiver);
     tokio::pin!(writer);
@@ -74,7 +76,7 @@ pub async fn serve(socket: WebSocket, state: AppState, peer: SocketAddr) {
             _ => linger(&mut stream).await,
         }
     }
-    tracing::debug!(%peer, "websocket closed");
+    tracing::debug!(peer = %client.peer, client = %client.ip, "websocket closed");
 }
 
 /// Waits for the client's answering close (or the end of the stream), at

@@ -15,20 +15,19 @@ pub mod rate;
 pub mod session;
 pub mod yjs;
 
-use std::net::SocketAddr;
-
+use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rookery_common::SUBPROTOCOL_JSON;
 
 use crate::http::error::ApiError;
+use crate::net::proxy::Client;
 use crate::server::AppState;
 
 pub async fn upgrade(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Client,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -40,12 +39,19 @@ pub async fn upgrade(
         )
         .into_response();
     }
-    if let Err(error) = state
-        .config
-        .allowed_origins
-        .check(headers.get(header::ORIGIN), headers.get(header::HOST))
-    {
-        tracing::info!(%peer, origin = %error.origin, "refused websocket from a foreign origin");
+    if let Err(error) = state.config.allowed_origins.check(
+        headers.get(header::ORIGIN),
+        client.scheme,
+        client.host.as_deref(),
+    ) {
+        tracing::info!(peer = %client.peer, client = %client.ip, origin = %error.origin, "refused websocket from a foreign origin");
+        let only_the_scheme_differs = client.scheme == "http"
+            && error.origin.strip_prefix("https://") == client.host.as_deref();
+        if only_the_scheme_differs {
+            // The usual cause: a proxy in front terminates TLS, and Rookery,
+            // not trusting it, sees plain http.
+            tracing::warn!(origin = %error.origin, "an https page was refused by this plain-http server: behind a TLS-terminating proxy, list it in --trusted-proxies");
+        }
         crate::metrics::Metrics::bump(&state.metrics.n_connections_refused_origin);
         return ApiError::new(StatusCode::FORBIDDEN, "forbidden_origin", error.to_string())
             .into_response();
@@ -57,5 +63,5 @@ pub async fn upgrade(
         .write_buffer_size(limits.write_buffer_size)
         .max_message_size(limits.max_message_size)
         .max_frame_size(limits.max_message_size)
-        .on_upgrade(move |socket| connection::serve(socket, state, peer))
+        .on_upgrade(move |socket| connection::serve(socket, state, client))
 }

@@ -6,8 +6,8 @@ use axum::http::HeaderValue;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowedOrigins {
-    /// The server's own origin (the `Host` the browser connected to), plus
-    /// these exact origins.
+    /// The server's own origin (the scheme and `Host` the browser connected
+    /// with), plus these exact origins.
     SameHostAnd(Vec<String>),
     /// Anything (`*`): for public APIs that authenticate by token only.
     Any,
@@ -42,7 +42,11 @@ impl AllowedOrigins {
         Ok(AllowedOrigins::SameHostAnd(origins))
     }
 
-    /// Checks an upgrade's `Origin` against the list and its `Host`.
+    /// Checks an upgrade's `Origin` against the list and the server's own
+    /// origin: `scheme` and `host` as the client addressed them (behind a
+    /// trusted proxy, from its `X-Forwarded-Proto` and `-Host`: see
+    /// [`crate::net::proxy::Client`]). Default ports (80, 443) may be
+    /// written or left out.
     ///
     /// A request without `Origin` is let through: browsers always send it on
     /// WebSocket upgrades, so its absence means a non-browser client (a
@@ -50,7 +54,8 @@ impl AllowedOrigins {
     pub fn check(
         &self,
         origin: Option<&HeaderValue>,
-        host: Option<&HeaderValue>,
+        scheme: &str,
+        host: Option<&str>,
     ) -> Result<(), ForeignOrigin> {
         let Some(origin) = origin else {
             return Ok(());
@@ -68,12 +73,12 @@ impl AllowedOrigins {
                 if origins.contains(&origin_text) {
                     return Ok(());
                 }
-                let authority = origin_text.split_once("://").map(|(_, rest)| rest);
-                let host = host
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_ascii_lowercase);
-                match (authority, host) {
-                    (Some(authority), Some(host)) if authority == host => Ok(()),
+                let theirs = origin_text
+                    .split_once("://")
+                    .map(|(scheme, authority)| same_origin_form(scheme, authority));
+                let own = host.map(|host| same_origin_form(scheme, host));
+                match (theirs, own) {
+                    (Some(theirs), Some(own)) if theirs == own => Ok(()),
                     _ => Err(foreign()),
                 }
             }
@@ -81,16 +86,88 @@ impl AllowedOrigins {
     }
 }
 
+/// `scheme://authority` in lower case, without the scheme's default port.
+fn same_origin_form(scheme: &str, authority: &str) -> String {
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = authority.trim().trim_end_matches('/').to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => Some(":443"),
+        "http" => Some(":80"),
+        _ => None,
+    };
+    let authority = default_port
+        .and_then(|port| authority.strip_suffix(port))
+        .unwrap_or(&authority);
+    format!("{scheme}://{authority}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn check(allowed: &str, origin: Option<&str>, host: &str) -> bool {
+        check_scheme(allowed, origin, "http", host)
+    }
+
+    fn check_scheme(allowed: &str, origin: Option<&str>, scheme: &str, host: &str) -> bool {
         let origin = origin.map(|o| HeaderValue::from_str(o).unwrap());
         AllowedOrigins::parse(allowed)
             .unwrap()
-            .check(origin.as_ref(), Some(&HeaderValue::from_str(host).unwrap()))
+            .check(origin.as_ref(), scheme, Some(host))
             .is_ok()
+    }
+
+    #[test]
+    fn the_own_origin_has_the_scheme_the_client_used() {
+        assert!(check_scheme(
+            "",
+            Some("https://rookery.example"),
+            "https",
+            "rookery.example"
+        ));
+        assert!(check_scheme(
+            "",
+            Some("https://rookery.example"),
+            "https",
+            "rookery.example:443"
+        ));
+        assert!(check_scheme(
+            "",
+            Some("https://rookery.example:443"),
+            "https",
+            "rookery.example"
+        ));
+        assert!(check_scheme(
+            "",
+            Some("http://rookery.example"),
+            "http",
+            "rookery.example:80"
+        ));
+        assert!(check_scheme(
+            "",
+            Some("https://[::1]:8443"),
+            "https",
+            "[::1]:8443"
+        ));
+        // A plain-http page is another origin than the https app.
+        assert!(!check_scheme(
+            "",
+            Some("http://rookery.example"),
+            "https",
+            "rookery.example"
+        ));
+        assert!(!check_scheme(
+            "",
+            Some("https://rookery.example"),
+            "http",
+            "rookery.example"
+        ));
+        assert!(!check_scheme(
+            "",
+            Some("https://rookery.example:8443"),
+            "https",
+            "rookery.example"
+        ));
     }
 
     #[test]

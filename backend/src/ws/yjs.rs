@@ -7,12 +7,12 @@
 //! a store failure closes the socket (1011) and the provider's automatic
 //! resync on reconnect resends what was lost.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -25,12 +25,13 @@ use yrs::updates::encoder::Encode;
 
 use crate::http::error::ApiError;
 use crate::metrics::Metrics;
+use crate::net::proxy::Client;
 use crate::notes::{NotesError, YjsOut, YjsSink, is_valid_id, y_awareness_frame};
 use crate::server::AppState;
 
 pub async fn upgrade(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Client,
     Path(note): Path<String>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -43,11 +44,11 @@ pub async fn upgrade(
         )
         .into_response();
     }
-    if let Err(error) = state
-        .config
-        .allowed_origins
-        .check(headers.get(header::ORIGIN), headers.get(header::HOST))
-    {
+    if let Err(error) = state.config.allowed_origins.check(
+        headers.get(header::ORIGIN),
+        client.scheme,
+        client.host.as_deref(),
+    ) {
         Metrics::bump(&state.metrics.n_connections_refused_origin);
         return ApiError::new(StatusCode::FORBIDDEN, "forbidden_origin", error.to_string())
             .into_response();
@@ -80,10 +81,12 @@ pub async fn upgrade(
         .read_buffer_size(limits.read_buffer_size)
         .write_buffer_size(limits.write_buffer_size)
         .max_message_size(state.notes.limits().max_update_bytes + 1024)
-        .on_upgrade(move |socket| serve(socket, state, peer, note))
+        .on_upgrade(move |socket| serve(socket, state, client.ip, note))
 }
 
-async fn serve(socket: WebSocket, state: AppState, address: SocketAddr, note: String) {
+/// `client_ip`: the client's address through trusted proxies, what the
+/// per-address limit counts.
+async fn serve(socket: WebSocket, state: AppState, client_ip: IpAddr, note: String) {
     let _guard = state.track_connection();
     let (mut sink, mut stream) = socket.split();
     let close = |code: CloseCode, reason: &'static str| {
@@ -92,7 +95,7 @@ async fn serve(socket: WebSocket, state: AppState, address: SocketAddr, note: St
             reason: reason.into(),
         }))
     };
-    let Some(_per_ip) = state.admit_ip(address.ip()) else {
+    let Some(_per_ip) = state.admit_ip(client_ip) else {
         Metrics::bump(&state.metrics.n_connections_refused_per_ip);
         let _ = sink
             .send(close(

@@ -131,3 +131,40 @@ fn token_mints_what_the_server_accepts() {
     assert_eq!(claims.channels, ["team:*"]);
     assert!(claims.exp.is_some());
 }
+
+#[test]
+fn version_names_the_revision_and_the_features() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rookery"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let line = String::from_utf8(output.stdout).unwrap();
+    let features = if cfg!(feature = "embed") {
+        "embed"
+    } else {
+        "none"
+    };
+    let rest = line
+        .trim()
+        .strip_prefix(&format!("rookery {} (git ", env!("CARGO_PKG_VERSION")))
+        .and_then(|rest| rest.strip_suffix(&format!(", features: {features})")))
+        .unwrap_or_else(|| panic!("unexpected version line {line:?}"));
+    let in_a_checkout = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if in_a_checkout {
+        assert_eq!(rest.len(), 12, "{rest:?}");
+        // HEAD may have moved on since the build; the commit must exist.
+        let known = Command::new("git")
+            .args(["cat-file", "-e", &format!("{rest}^{{commit}}")])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(known.success(), "{rest} is not a commit here");
+    } else {
+        assert_eq!(rest, "unknown");
+    }
+}

@@ -10,5 +10,8 @@ mod lifecycle;
 mod limits;
 mod map;
 mod notes;
+mod proxies;
 mod recovery;
 mod support;
+mod tls;
+mod web_app;

@@ -99,15 +99,13 @@ impl Editor {
 
     async fn send_update(&mut self, update: Vec<u8>) -> ServerMessage {
         let channel = self.channel.clone();
-        let reply = self
-            .client
+        self.client
             .request(|id| ClientMessage::DocUpdate {
                 id,
                 channel,
                 update: Bytes(update),
             })
-            .await;
-        reply
+            .await
     }
 
     /// Applies every update pushed so far, until the text is `expected`.

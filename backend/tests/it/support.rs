@@ -91,7 +91,7 @@ impl TestServer {
         let mut config = Config::for_tests();
         config.verifier = Some(rookery::auth::Verifier::hs256(JWT_SECRET.as_bytes()).unwrap());
         config.api_key = Some(API_KEY.into());
-        config.dist_dir = PathBuf::from(dist.path());
+        config.web_app = rookery::config::WebApp::Dir(PathBuf::from(dist.path()));
         config.data_dir = dist.path().join("data");
         configure(&mut config);
         std::fs::create_dir_all(&config.data_dir).unwrap();
