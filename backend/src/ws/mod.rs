@@ -25,19 +25,15 @@ use crate::http::error::ApiError;
 use crate::net::proxy::Client;
 use crate::server::AppState;
 
-pub async fn upgrade(
-    State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+/// What every WebSocket upgrade (`/ws` and `/yjs`) must pass: the server is
+/// not shutting down, and the `Origin` is the server's own or allowed.
+pub fn admit(state: &AppState, client: &Client, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.is_shutting_down() {
-        return ApiError::new(
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "the server is shutting down; connect to another node",
-        )
-        .into_response();
+        ));
     }
     if let Err(error) = state.config.allowed_origins.check(
         headers.get(header::ORIGIN),
@@ -53,8 +49,23 @@ pub async fn upgrade(
             tracing::warn!(origin = %error.origin, "an https page was refused by this plain-http server: behind a TLS-terminating proxy, list it in --trusted-proxies");
         }
         crate::metrics::Metrics::bump(&state.metrics.n_connections_refused_origin);
-        return ApiError::new(StatusCode::FORBIDDEN, "forbidden_origin", error.to_string())
-            .into_response();
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            error.to_string(),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Err(refusal) = admit(&state, &client, &headers) {
+        return refusal.into_response();
     }
     let limits = &state.config.limits;
     upgrade

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use rookery_common::CloseCode;
@@ -36,22 +36,8 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if state.is_shutting_down() {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "the server is shutting down",
-        )
-        .into_response();
-    }
-    if let Err(error) = state.config.allowed_origins.check(
-        headers.get(header::ORIGIN),
-        client.scheme,
-        client.host.as_deref(),
-    ) {
-        Metrics::bump(&state.metrics.n_connections_refused_origin);
-        return ApiError::new(StatusCode::FORBIDDEN, "forbidden_origin", error.to_string())
-            .into_response();
+    if let Err(refusal) = super::admit(&state, &client, &headers) {
+        return refusal.into_response();
     }
     if !is_valid_id(&note) {
         return ApiError::new(
