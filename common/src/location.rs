@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::user::{UserId, UserInfo};
+use crate::user::UserInfo;
 
 /// One reported position (the Geolocation API's fields).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -102,11 +102,6 @@ pub fn initials(name: &str) -> String {
     } else {
         initials
     }
-}
-
-/// The key of a sharer within a channel.
-pub fn key(member: &UserInfo) -> &UserId {
-    &member.user
 }
 
 #[cfg(test)]

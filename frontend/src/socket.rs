@@ -328,11 +328,6 @@ impl Connection {
             });
         }
     }
-
-    /// Whether the socket is live (connected and accepted).
-    pub fn is_live(&self) -> bool {
-        self.driver().borrow().socket.is_some()
-    }
 }
 
 impl Driver {

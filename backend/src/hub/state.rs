@@ -627,14 +627,6 @@ impl HubState {
         }
     }
 
-    /// Queues a reply or push for one connection.
-    pub fn send(&mut self, connection_id: ConnectionId, message: &ServerMessage) {
-        if let Some(connection) = self.connections.get(&connection_id) {
-            let outbox = connection.outbox.clone();
-            self.push(&outbox, Frame::from(encode(message)));
-        }
-    }
-
     fn broadcast(
         &mut self,
         channel: &ChannelName,

@@ -114,10 +114,6 @@ impl NoteDocument {
         ))
     }
 
-    pub fn state_vector(&self) -> Vec<u8> {
-        self.doc().transact().state_vector().encode_v1()
-    }
-
     /// Validates and applies an update; returns its sequence number for
     /// storing. A rejected update leaves the document as it was.
     pub fn apply(

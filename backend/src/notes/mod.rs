@@ -110,8 +110,6 @@ pub struct Notes {
 pub struct NoteHandle {
     pub id: String,
     loaded: OnceCell<Mutex<Loaded>>,
-    /// Set once the note is unloaded: late users must open it again.
-    unloaded: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -179,7 +177,6 @@ impl Notes {
                 Arc::new(NoteHandle {
                     id: id.to_owned(),
                     loaded: OnceCell::new(),
-                    unloaded: AtomicBool::new(false),
                 })
             })
             .clone();
@@ -378,7 +375,6 @@ impl Notes {
         let loaded = handle.lock();
         if is_idle(&open, &loaded) && loaded.document.updates_since_snapshot() == 0 {
             open.remove(&handle.id);
-            handle.unloaded.store(true, Ordering::SeqCst);
         }
     }
 
@@ -399,14 +395,6 @@ impl NoteHandle {
             .expect("a handle is only given out loaded")
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub fn is_unloaded(&self) -> bool {
-        self.unloaded.load(Ordering::SeqCst)
-    }
-
-    pub fn n_peers(&self) -> usize {
-        self.lock().peers.len()
     }
 }
 

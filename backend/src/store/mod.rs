@@ -310,27 +310,4 @@ impl Store {
             })
             .collect())
     }
-
-    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        let n_deleted = match self {
-            Store::Sqlite(pool) => sqlx::query("DELETE FROM notes WHERE id = ?")
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Store::Postgres(pool) => sqlx::query("DELETE FROM notes WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        };
-        Ok(n_deleted > 0)
-    }
-
-    /// Bytes stored for a note (snapshot plus updates), for measurements.
-    pub async fn stored_bytes(&self, id: &str) -> Result<i64, StoreError> {
-        let note = self.load(id).await?;
-        let updates: usize = note.updates.iter().map(|(_, data)| data.len()).sum();
-        Ok((note.snapshot.map_or(0, |s| s.len()) + updates) as i64)
-    }
 }

@@ -27,8 +27,6 @@ extern "C" {
     fn pan_to(this: &LeafletMap, center: &Array) -> LeafletMap;
     #[wasm_bindgen(method, js_name = getZoom)]
     fn get_zoom(this: &LeafletMap) -> f64;
-    #[wasm_bindgen(method, js_name = invalidateSize)]
-    fn invalidate_size(this: &LeafletMap);
     #[wasm_bindgen(method, js_name = remove)]
     fn remove_map(this: &LeafletMap);
 
@@ -248,10 +246,6 @@ impl WorldMap {
                 );
             }
         }
-    }
-
-    pub fn resized(&self) {
-        self.map.invalidate_size();
     }
 }
 
