@@ -11,13 +11,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use rookery_common::CloseCode;
+use rookery_common::notes::NOTES_LIST_CHANNEL;
+use rookery_common::{ChannelName, CloseCode, NoteListEvent};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::http::{health, static_files};
-use crate::hub::Hub;
+use crate::hub::{Hub, Publisher, unix_time_ms};
 use crate::metrics::Metrics;
 use crate::net::Listeners;
 use crate::net::listener::TlsListener;
@@ -86,7 +87,11 @@ impl AppState {
     pub fn new(config: Config, store: Store) -> Self {
         let hub = Hub::new(config.namespaces.clone(), config.limits.hub.clone());
         hub.spawn_sweeper(SWEEP_PERIOD);
-        let notes = Arc::new(Notes::new(store, config.limits.notes.clone()));
+        let list_hub = hub.clone();
+        let notes = Arc::new(
+            Notes::new(store, config.limits.notes.clone())
+                .with_list_listener(Box::new(move |event| announce_in_hub(&list_hub, &event))),
+        );
         Self {
             hub,
             notes,
@@ -155,6 +160,26 @@ impl AppState {
                 "shutdown: sockets still open at the deadline"
             );
         }
+    }
+}
+
+/// Publishes a notes list event in `notes_list:all`, as the server.
+fn announce_in_hub(hub: &Hub, event: &NoteListEvent) {
+    let channel = ChannelName::parse(NOTES_LIST_CHANNEL).expect("a valid channel name");
+    let data = serde_json::to_value(event).expect("list events serialise");
+    let published = hub.with(|hub| {
+        hub.publish(
+            Publisher::Server,
+            &channel,
+            data,
+            None,
+            tokio::time::Instant::now(),
+            unix_time_ms(),
+        )
+    });
+    if let Err(error) = published {
+        // Only a configuration that changed `notes_list` can get here.
+        tracing::warn!(%channel, %error, "notes list event not published");
     }
 }
 

@@ -91,6 +91,9 @@ code_table! {
         DocumentTooLarge = 125, "document_too_large", "the update, or the document it would make, is over the size limit";
         NotSaved = 126, "not_saved", "the update could not be stored; it is not acknowledged (send it again)";
         NotJoined = 127, "not_joined", "send doc_sync for this document first";
+        NoteDeleted = 128, "note_deleted", "the note was deleted; its id is not used again";
+        UnknownNote = 129, "unknown_note", "no note has that id";
+        InvalidTitle = 130, "invalid_title", "the title is over 200 characters or holds control characters";
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`location`]: positions on the live map, and their geometry.
 //! - [`backoff`]: the reconnect delay policy clients follow.
 //! - [`bytes`]: binary payloads (Yjs updates) as base64 inside JSON frames.
+//! - [`notes`]: the notes app's shared type names, list events and
+//!   awareness state.
 
 pub mod backoff;
 pub mod bytes;
@@ -21,6 +23,7 @@ pub mod channel;
 pub mod codec;
 pub mod codes;
 pub mod location;
+pub mod notes;
 pub mod protocol;
 pub mod user;
 
@@ -29,6 +32,7 @@ pub use channel::{ChannelName, ChannelNameError};
 pub use codec::{DecodeError, decode_client, decode_server, encode};
 pub use codes::{CloseCode, ErrorCode, Reconnect};
 pub use location::{GoneReason, Location, SharedLocation};
+pub use notes::{NoteListEvent, NoteSummary};
 pub use protocol::{
     ClientMessage, CommandId, ConnectionId, Publication, ServerMessage, StreamPosition, Token,
 };

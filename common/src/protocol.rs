@@ -13,6 +13,7 @@ use crate::bytes::Bytes;
 use crate::channel::ChannelName;
 use crate::codes::{CloseCode, ErrorCode};
 use crate::location::{GoneReason, Location, SharedLocation};
+use crate::notes::NoteSummary;
 use crate::user::{UserId, UserInfo};
 
 /// Chosen by the client to match a reply to its command.
@@ -178,6 +179,33 @@ pub enum ClientMessage {
     /// A Yjs awareness update (names, colours, cursors); relayed, never
     /// stored.
     DocAwareness { channel: ChannelName, update: Bytes },
+    /// Lists the notes, most recently edited first; answered with `notes`.
+    NoteList {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+    },
+    /// Creates a note with a fresh id; answered with `note_created`.
+    NoteCreate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        #[serde(default)]
+        title: String,
+    },
+    /// Replaces a note's title (an edit of its `title` text, seen by every
+    /// editor); answered with `note_renamed`.
+    NoteRename {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        note: String,
+        title: String,
+    },
+    /// Deletes a note for good: its editors are told, its id is never used
+    /// again; answered with `note_deleted`.
+    NoteDelete {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        note: String,
+    },
     /// Replaces the connection token before it expires.
     Refresh {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,6 +235,10 @@ impl ClientMessage {
             | ClientMessage::DocSync { id, .. }
             | ClientMessage::DocUpdate { id, .. }
             | ClientMessage::StopSharing { id, .. }
+            | ClientMessage::NoteCreate { id, .. }
+            | ClientMessage::NoteRename { id, .. }
+            | ClientMessage::NoteDelete { id, .. }
+            | ClientMessage::NoteList { id }
             | ClientMessage::Ping { id } => *id,
             ClientMessage::Pong {} | ClientMessage::DocAwareness { .. } => None,
         }
@@ -227,6 +259,10 @@ impl ClientMessage {
             ClientMessage::DocUpdate { .. } => "doc_update",
             ClientMessage::DocAwareness { .. } => "doc_awareness",
             ClientMessage::StopSharing { .. } => "stop_sharing",
+            ClientMessage::NoteList { .. } => "note_list",
+            ClientMessage::NoteCreate { .. } => "note_create",
+            ClientMessage::NoteRename { .. } => "note_rename",
+            ClientMessage::NoteDelete { .. } => "note_delete",
             ClientMessage::Ping { .. } => "ping",
             ClientMessage::Pong {} => "pong",
         }
@@ -246,6 +282,10 @@ impl ClientMessage {
         "doc_sync",
         "doc_update",
         "doc_awareness",
+        "note_list",
+        "note_create",
+        "note_rename",
+        "note_delete",
         "ping",
         "pong",
     ];
@@ -348,6 +388,30 @@ pub enum ServerMessage {
         id: Option<CommandId>,
         channel: ChannelName,
     },
+    /// Reply to `note_list`.
+    Notes {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        notes: Vec<NoteSummary>,
+    },
+    /// Reply to `note_create`.
+    NoteCreated {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        note: NoteSummary,
+    },
+    /// Reply to `note_rename`.
+    NoteRenamed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        note: NoteSummary,
+    },
+    /// Reply to `note_delete`.
+    NoteDeleted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<CommandId>,
+        note: String,
+    },
     /// Reply to `refresh`.
     Refreshed {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -401,6 +465,9 @@ pub enum ServerMessage {
     /// Push: someone else's awareness update (or the removal of a peer who
     /// left).
     DocAwareness { channel: ChannelName, update: Bytes },
+    /// Push: a joined document was deleted; the server has dropped the
+    /// connection from it.
+    DocDeleted { channel: ChannelName },
     /// Push: heartbeat; answer with `pong`.
     Ping {},
     /// Push: the server is about to close the socket with `code`.
@@ -434,6 +501,10 @@ impl ServerMessage {
             | ServerMessage::DocSynced { id, .. }
             | ServerMessage::DocSaved { id, .. }
             | ServerMessage::Stopped { id, .. }
+            | ServerMessage::Notes { id, .. }
+            | ServerMessage::NoteCreated { id, .. }
+            | ServerMessage::NoteRenamed { id, .. }
+            | ServerMessage::NoteDeleted { id, .. }
             | ServerMessage::Pong { id }
             | ServerMessage::Error { id, .. } => *id,
             ServerMessage::Publication { .. }
@@ -443,6 +514,7 @@ impl ServerMessage {
             | ServerMessage::LocationGone { .. }
             | ServerMessage::DocUpdated { .. }
             | ServerMessage::DocAwareness { .. }
+            | ServerMessage::DocDeleted { .. }
             | ServerMessage::Ping {}
             | ServerMessage::Disconnect { .. } => None,
         }

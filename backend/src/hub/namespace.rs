@@ -162,11 +162,19 @@ impl Default for Namespaces {
             kind: ChannelKind::Document,
             ..NamespaceConfig::default()
         };
+        // `notes_list:all`: what changed in the notes list, published by
+        // the server as it happens; a list is fetched whole with
+        // `note_list`, so nothing is kept.
+        let notes_list = NamespaceConfig {
+            publishers: Publishers::Server,
+            ..NamespaceConfig::default()
+        };
         Self(HashMap::from([
             ("chat".to_owned(), chat),
             ("notify".to_owned(), notify),
             ("map".to_owned(), map),
             ("notes".to_owned(), notes),
+            ("notes_list".to_owned(), notes_list),
         ]))
     }
 }

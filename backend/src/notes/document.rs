@@ -12,11 +12,10 @@ use yrs::ClientID;
 use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Transact, Update};
+use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update};
 
 /// Names of the shared types other Yjs clients edit.
-pub const TITLE: &str = "title";
-pub const BODY: &str = "body";
+pub use rookery_common::notes::{BODY, TITLE};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DocumentError {
@@ -99,6 +98,11 @@ impl NoteDocument {
         })
     }
 
+    /// A document with nothing in it.
+    pub fn empty() -> Self {
+        Self::restore(None, 0, &[]).expect("nothing to decode")
+    }
+
     pub fn doc(&self) -> &Doc {
         &self.doc
     }
@@ -143,6 +147,41 @@ impl NoteDocument {
         self.last_seq += 1;
         self.update_bytes.push((self.last_seq, data.len()));
         Ok(self.last_seq)
+    }
+
+    /// Replaces the whole title in one transaction of the server's own;
+    /// returns the update (to be stored and relayed like a peer's) and its
+    /// sequence number. Refused beforehand if it could break the limits,
+    /// since an applied edit cannot be taken back.
+    pub fn replace_title(
+        &mut self,
+        title: &str,
+        max_update: usize,
+        max_document: usize,
+    ) -> Result<(i64, Vec<u8>), DocumentError> {
+        let text = self.doc.get_or_insert_text(TITLE);
+        let old_len = text.len(&self.doc.transact());
+        let bound = title_update_bound(old_len, title);
+        if bound > max_update {
+            return Err(DocumentError::UpdateTooLarge {
+                size: bound,
+                limit: max_update,
+            });
+        }
+        if self.stored_bytes() + bound > max_document {
+            return Err(DocumentError::DocumentTooLarge {
+                limit: max_document,
+            });
+        }
+        let update = {
+            let mut txn = self.doc.transact_mut();
+            text.remove_range(&mut txn, 0, old_len);
+            text.insert(&mut txn, 0, title);
+            txn.encode_update_v1()
+        };
+        self.last_seq += 1;
+        self.update_bytes.push((self.last_seq, update.len()));
+        Ok((self.last_seq, update))
     }
 
     /// The whole state as one update, for a snapshot, with the sequence
@@ -240,6 +279,16 @@ impl NoteDocument {
     }
 }
 
+/// At most how large the update replacing a title of `old_len` units with
+/// `title` is: one inserted item (its header, ids and the text), and at
+/// worst one deleted range per old unit, each with its own client id and
+/// two clocks (varints of at most 10 bytes each).
+fn title_update_bound(old_len: u32, title: &str) -> usize {
+    const HEADERS: usize = 128;
+    const PER_DELETED_UNIT: usize = 40;
+    HEADERS + title.len() + PER_DELETED_UNIT * old_len as usize
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -274,6 +323,52 @@ mod tests {
             note.apply(&update, 4, 1 << 24),
             Err(DocumentError::UpdateTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn a_title_is_replaced_whole_by_one_update_any_replica_can_apply() {
+        let mut note = NoteDocument::restore(None, 0, &[]).unwrap();
+        let replica = new_doc();
+        let typed = {
+            let title = replica.get_or_insert_text(TITLE);
+            let before = replica.transact().state_vector();
+            let mut txn = replica.transact_mut();
+            title.insert(&mut txn, 0, "Dr👋ft");
+            title.insert(&mut txn, 2, "a");
+            drop(txn);
+            replica.transact().encode_state_as_update_v1(&before)
+        };
+        note.apply(&typed, 1 << 20, 1 << 24).unwrap();
+        assert_eq!(note.title(), "Dra👋ft");
+
+        let (seq, update) = note.replace_title("Final — ✓", 1 << 20, 1 << 24).unwrap();
+        assert_eq!(seq, 2);
+        assert_eq!(note.title(), "Final — ✓");
+        assert!(update.len() <= title_update_bound(7, "Final — ✓"));
+        replica
+            .transact_mut()
+            .apply_update(Update::decode_v1(&update).unwrap())
+            .unwrap();
+        let title = replica.get_or_insert_text(TITLE);
+        assert_eq!(title.get_string(&replica.transact()), "Final — ✓");
+        assert_eq!(note.stored_bytes(), typed.len() + update.len());
+    }
+
+    #[test]
+    fn a_title_that_could_break_the_limits_is_refused_untouched() {
+        let mut note = NoteDocument::restore(None, 0, &[]).unwrap();
+        note.replace_title("kept", 1 << 20, 1 << 24).unwrap();
+        assert!(matches!(
+            note.replace_title("new", 16, 1 << 24),
+            Err(DocumentError::UpdateTooLarge { .. })
+        ));
+        let full = note.stored_bytes() + 100;
+        assert!(matches!(
+            note.replace_title("new", 1 << 20, full),
+            Err(DocumentError::DocumentTooLarge { .. })
+        ));
+        assert_eq!(note.title(), "kept");
+        assert_eq!(note.updates_since_snapshot(), 1);
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //!
 //! A note is a snapshot (the merged Yjs state up to a sequence number) plus
 //! the updates appended since; compaction folds the updates into a new
-//! snapshot.
+//! snapshot. A deleted note leaves a tombstone (`deleted_at`): its content
+//! is gone, and nothing writes to it or recreates it again.
 
 use std::path::Path;
 
+use rookery_common::NoteSummary;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
@@ -20,6 +22,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url (use sqlite: or postgres://)")]
     UnsupportedUrl,
+    #[error("the note was deleted")]
+    NoteDeleted,
 }
 
 #[derive(Debug, Clone)]
@@ -46,13 +50,13 @@ impl StoredNote {
     }
 }
 
-/// A note as the list shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct NoteSummary {
-    pub id: String,
-    pub title: String,
-    pub created_at: i64,
-    pub updated_at: i64,
+/// Whether a note id is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteStatus {
+    Missing,
+    Live,
+    /// A tombstone: the id stays taken.
+    Deleted,
 }
 
 impl Store {
@@ -95,30 +99,121 @@ impl Store {
         }
     }
 
-    /// Creates the note's row if it does not exist yet.
-    pub async fn ensure_note(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
-        match self {
+    /// Creates the note's row if it does not exist yet; true if it did not.
+    /// A deleted note's id is refused ([`StoreError::NoteDeleted`]): it
+    /// never comes back.
+    pub async fn ensure_note(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        if self.create_note(id, now_ms).await? {
+            return Ok(true);
+        }
+        match self.note_status(id).await? {
+            NoteStatus::Deleted => Err(StoreError::NoteDeleted),
+            NoteStatus::Live | NoteStatus::Missing => Ok(false),
+        }
+    }
+
+    /// Creates an empty note; false if the id is taken (by a note or a
+    /// tombstone).
+    pub async fn create_note(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let inserted = match self {
+            Store::Sqlite(pool) => sqlx::query(
+                "INSERT INTO notes (id, title, created_at, updated_at) VALUES (?, '', ?, ?) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(now_ms)
+            .bind(now_ms)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Store::Postgres(pool) => sqlx::query(
+                "INSERT INTO notes (id, title, created_at, updated_at) VALUES ($1, '', $2, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(now_ms)
+            .bind(now_ms)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(inserted == 1)
+    }
+
+    pub async fn note_status(&self, id: &str) -> Result<NoteStatus, StoreError> {
+        let deleted_at: Option<Option<i64>> = match self {
             Store::Sqlite(pool) => {
-                sqlx::query("INSERT OR IGNORE INTO notes (id, title, created_at, updated_at) VALUES (?, '', ?, ?)")
+                sqlx::query_scalar("SELECT deleted_at FROM notes WHERE id = ?")
                     .bind(id)
-                    .bind(now_ms)
-                    .bind(now_ms)
-                    .execute(pool)
-                    .await?;
+                    .fetch_optional(pool)
+                    .await?
             }
             Store::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO notes (id, title, created_at, updated_at) VALUES ($1, '', $2, $3) \
-                     ON CONFLICT (id) DO NOTHING",
+                sqlx::query_scalar("SELECT deleted_at FROM notes WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        Ok(match deleted_at {
+            None => NoteStatus::Missing,
+            Some(None) => NoteStatus::Live,
+            Some(Some(_)) => NoteStatus::Deleted,
+        })
+    }
+
+    /// Deletes a live note for good: its snapshot and updates go, a
+    /// tombstone stays. False if there was no live note of that id.
+    pub async fn delete_note(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let tombstoned = sqlx::query(
+                    "UPDATE notes SET deleted_at = ?, title = '' WHERE id = ? AND deleted_at IS NULL",
                 )
+                .bind(now_ms)
                 .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if tombstoned == 0 {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM note_updates WHERE note_id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM note_snapshots WHERE note_id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let tombstoned = sqlx::query(
+                    "UPDATE notes SET deleted_at = $1, title = '' WHERE id = $2 AND deleted_at IS NULL",
+                )
                 .bind(now_ms)
-                .bind(now_ms)
-                .execute(pool)
-                .await?;
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if tombstoned == 0 {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM note_updates WHERE note_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM note_snapshots WHERE note_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     pub async fn load(&self, id: &str) -> Result<StoredNote, StoreError> {
@@ -173,7 +268,8 @@ impl Store {
         })
     }
 
-    /// Appends one update. Returns once it is durable.
+    /// Appends one update. Returns once it is durable; refuses a deleted
+    /// note's ([`StoreError::NoteDeleted`]).
     pub async fn append_update(
         &self,
         id: &str,
@@ -181,33 +277,48 @@ impl Store {
         data: &[u8],
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        // The note's row is written first: its lock orders this against a
+        // concurrent delete, which then either removes this update or is
+        // seen here.
         match self {
             Store::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
+                let live = sqlx::query(
+                    "UPDATE notes SET updated_at = ? WHERE id = ? AND deleted_at IS NULL",
+                )
+                .bind(now_ms)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if live == 0 {
+                    return Err(StoreError::NoteDeleted);
+                }
                 sqlx::query("INSERT INTO note_updates (note_id, seq, data) VALUES (?, ?, ?)")
                     .bind(id)
                     .bind(seq)
                     .bind(data)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("UPDATE notes SET updated_at = ? WHERE id = ?")
-                    .bind(now_ms)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
                 tx.commit().await?;
             }
             Store::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
+                let live = sqlx::query(
+                    "UPDATE notes SET updated_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+                )
+                .bind(now_ms)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if live == 0 {
+                    return Err(StoreError::NoteDeleted);
+                }
                 sqlx::query("INSERT INTO note_updates (note_id, seq, data) VALUES ($1, $2, $3)")
                     .bind(id)
                     .bind(seq)
                     .bind(data)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE notes SET updated_at = $1 WHERE id = $2")
-                    .bind(now_ms)
-                    .bind(id)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -217,11 +328,24 @@ impl Store {
     }
 
     /// Replaces the snapshot with `data` (holding everything up to
-    /// `upto_seq`) and drops the updates it folds in, atomically.
+    /// `upto_seq`) and drops the updates it folds in, atomically; refuses a
+    /// deleted note's ([`StoreError::NoteDeleted`]).
     pub async fn compact(&self, id: &str, data: &[u8], upto_seq: i64) -> Result<(), StoreError> {
+        // As in `append_update`, the note's row first (an update that
+        // changes nothing, for its lock): a delete is ordered against it.
         match self {
             Store::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
+                let live = sqlx::query(
+                    "UPDATE notes SET deleted_at = NULL WHERE id = ? AND deleted_at IS NULL",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if live == 0 {
+                    return Err(StoreError::NoteDeleted);
+                }
                 sqlx::query(
                     "INSERT INTO note_snapshots (note_id, data, upto_seq) VALUES (?, ?, ?) \
                      ON CONFLICT (note_id) DO UPDATE SET data = excluded.data, upto_seq = excluded.upto_seq",
@@ -240,6 +364,16 @@ impl Store {
             }
             Store::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
+                let live = sqlx::query(
+                    "UPDATE notes SET deleted_at = NULL WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if live == 0 {
+                    return Err(StoreError::NoteDeleted);
+                }
                 sqlx::query(
                     "INSERT INTO note_snapshots (note_id, data, upto_seq) VALUES ($1, $2, $3) \
                      ON CONFLICT (note_id) DO UPDATE SET data = excluded.data, upto_seq = excluded.upto_seq",
@@ -263,14 +397,14 @@ impl Store {
     pub async fn set_title(&self, id: &str, title: &str) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(pool) => {
-                sqlx::query("UPDATE notes SET title = ? WHERE id = ?")
+                sqlx::query("UPDATE notes SET title = ? WHERE id = ? AND deleted_at IS NULL")
                     .bind(title)
                     .bind(id)
                     .execute(pool)
                     .await?;
             }
             Store::Postgres(pool) => {
-                sqlx::query("UPDATE notes SET title = $1 WHERE id = $2")
+                sqlx::query("UPDATE notes SET title = $1 WHERE id = $2 AND deleted_at IS NULL")
                     .bind(title)
                     .bind(id)
                     .execute(pool)
@@ -280,33 +414,21 @@ impl Store {
         Ok(())
     }
 
-    /// Every note, most recently edited first.
+    /// Every note not deleted, most recently edited first.
     pub async fn list(&self) -> Result<Vec<NoteSummary>, StoreError> {
-        let query =
-            "SELECT id, title, created_at, updated_at FROM notes ORDER BY updated_at DESC, id";
-        let rows = match self {
-            Store::Sqlite(pool) => sqlx::query(query).fetch_all(pool).await?,
-            Store::Postgres(pool) => {
-                return Ok(sqlx::query(query)
-                    .fetch_all(pool)
-                    .await?
-                    .into_iter()
-                    .map(|row| NoteSummary {
-                        id: row.get(0),
-                        title: row.get(1),
-                        created_at: row.get(2),
-                        updated_at: row.get(3),
-                    })
-                    .collect());
-            }
+        let query = "SELECT id, title, updated_at FROM notes WHERE deleted_at IS NULL \
+                     ORDER BY updated_at DESC, id";
+        let rows: Vec<(String, String, i64)> = match self {
+            Store::Sqlite(pool) => sqlx::query_as(query).fetch_all(pool).await?,
+            Store::Postgres(pool) => sqlx::query_as(query).fetch_all(pool).await?,
         };
         Ok(rows
             .into_iter()
-            .map(|row| NoteSummary {
-                id: row.get(0),
-                title: row.get(1),
-                created_at: row.get(2),
-                updated_at: row.get(3),
+            .map(|(id, title, updated_at)| NoteSummary {
+                id,
+                title,
+                // Milliseconds since the epoch: never negative.
+                updated_at: u64::try_from(updated_at).unwrap_or(0),
             })
             .collect())
     }

@@ -2,6 +2,11 @@
 //! (connected or not, who it is, what its token grants, its rate limits) and
 //! the mapping from commands to hub calls and replies. No socket code:
 //! [`super::connection`] feeds it decoded commands and writes what it queues.
+//!
+//! - [`note_commands`]: the notes list's commands (list, create, rename,
+//!   delete).
+
+mod note_commands;
 
 use std::time::Duration;
 
@@ -156,6 +161,15 @@ impl Session {
                     self.error(id, error.code, error.message);
                 }
             }
+            ClientMessage::NoteList { .. }
+            | ClientMessage::NoteCreate { .. }
+            | ClientMessage::NoteRename { .. }
+            | ClientMessage::NoteDelete { .. } => {
+                let id = command.id();
+                if let Err(error) = self.note_command(command).await {
+                    self.error(id, error.code, error.message);
+                }
+            }
             command => self.dispatch(command),
         }
         self.state.metrics.observe_command(kind, started.elapsed());
@@ -173,8 +187,8 @@ impl Session {
                 channel,
                 state_vector,
             } => {
-                let (handle, peer) = match self.documents.get(&channel) {
-                    Some(joined) => joined.clone(),
+                let (handle, peer) = match self.joined_document(&channel)? {
+                    Some(joined) => joined,
                     None => {
                         let handle = self.open_document(connection_id, &channel).await?;
                         (handle, 0)
@@ -248,17 +262,7 @@ impl Session {
         connection_id: ConnectionId,
         channel: &ChannelName,
     ) -> Result<Arc<NoteHandle>, HubError> {
-        let granted = self.capabilities.allows(channel);
-        self.hub().with(|hub| {
-            hub.check_read(connection_id, channel, granted)?;
-            match hub.kind(channel)? {
-                ChannelKind::Document => Ok(()),
-                _ => Err(HubError::new(
-                    ErrorCode::WrongKind,
-                    format!("{channel} is not a document channel"),
-                )),
-            }
-        })?;
+        self.check_document_access(connection_id, channel)?;
         if !is_valid_note_id(channel.name()) {
             return Err(HubError::new(
                 ErrorCode::InvalidChannel,
@@ -272,13 +276,49 @@ impl Session {
             .map_err(|error| note_error(&error))
     }
 
-    fn joined(&self, channel: &ChannelName) -> Result<(Arc<NoteHandle>, PeerId), HubError> {
-        self.documents.get(channel).cloned().ok_or_else(|| {
+    /// Whether the connection may read `channel`, a document channel.
+    fn check_document_access(
+        &self,
+        connection_id: ConnectionId,
+        channel: &ChannelName,
+    ) -> Result<(), HubError> {
+        let granted = self.capabilities.allows(channel);
+        self.hub().with(|hub| {
+            hub.check_read(connection_id, channel, granted)?;
+            match hub.kind(channel)? {
+                ChannelKind::Document => Ok(()),
+                _ => Err(HubError::new(
+                    ErrorCode::WrongKind,
+                    format!("{channel} is not a document channel"),
+                )),
+            }
+        })
+    }
+
+    fn joined(&mut self, channel: &ChannelName) -> Result<(Arc<NoteHandle>, PeerId), HubError> {
+        self.joined_document(channel)?.ok_or_else(|| {
             HubError::new(
                 ErrorCode::NotJoined,
                 format!("send doc_sync for {channel} first"),
             )
         })
+    }
+
+    /// The joined document of `channel`, if any. One deleted since is
+    /// forgotten here (the server already let go of this peer and told it
+    /// with `doc_deleted`; the handle holds no document any more) and
+    /// answered with its code.
+    fn joined_document(
+        &mut self,
+        channel: &ChannelName,
+    ) -> Result<Option<(Arc<NoteHandle>, PeerId)>, HubError> {
+        match self.documents.get(channel) {
+            Some((handle, _)) if handle.is_deleted() => {
+                self.documents.remove(channel);
+                Err(note_error(&NotesError::Deleted))
+            }
+            joined => Ok(joined.cloned()),
+        }
     }
 
     /// Leaves a joined document; false if it was not joined.
@@ -422,10 +462,14 @@ impl Session {
                 Ok(())
             }
             ClientMessage::Pong {} => Ok(()),
-            // Handled in `document`.
+            // Handled in `document` and `note_command`.
             ClientMessage::DocSync { .. }
             | ClientMessage::DocUpdate { .. }
-            | ClientMessage::DocAwareness { .. } => Ok(()),
+            | ClientMessage::DocAwareness { .. }
+            | ClientMessage::NoteList { .. }
+            | ClientMessage::NoteCreate { .. }
+            | ClientMessage::NoteRename { .. }
+            | ClientMessage::NoteDelete { .. } => Ok(()),
         };
         if let Err(error) = result {
             self.error(id, error.code, error.message);
@@ -638,6 +682,11 @@ impl Drop for Session {
 fn note_error(error: &NotesError) -> HubError {
     let code = match error {
         NotesError::InvalidId => ErrorCode::InvalidChannel,
+        NotesError::InvalidTitle => ErrorCode::InvalidTitle,
+        NotesError::UnknownNote => ErrorCode::UnknownNote,
+        NotesError::Deleted => ErrorCode::NoteDeleted,
+        // A fresh random id taken: practically never; a retry gets another.
+        NotesError::IdTaken => ErrorCode::Internal,
         NotesError::Document(DocumentError::InvalidUpdate(_)) => ErrorCode::InvalidUpdate,
         NotesError::Document(
             DocumentError::UpdateTooLarge { .. } | DocumentError::DocumentTooLarge { .. },

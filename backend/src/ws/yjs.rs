@@ -6,6 +6,9 @@
 //! are relayed to... everyone else — the protocol has no acknowledgement, so
 //! a store failure closes the socket (1011) and the provider's automatic
 //! resync on reconnect resends what was lost.
+//!
+//! A deleted note closes its sockets (1000, "the note was deleted"), and
+//! the provider's reconnects are refused before the upgrade with 410 Gone.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use rookery_common::CloseCode;
+use rookery_common::{CloseCode, ErrorCode};
 use tokio::sync::{Notify, mpsc};
 use yrs::encoding::read::Cursor;
 use yrs::sync::{Message as SyncWire, MessageReader, SyncMessage};
@@ -28,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::net::proxy::Client;
 use crate::notes::{NotesError, YjsOut, YjsSink, is_valid_id, y_awareness_frame};
 use crate::server::AppState;
+use crate::store::NoteStatus;
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -62,6 +66,26 @@ pub async fn upgrade(
         )
         .into_response();
     }
+    match state.notes.status(&note).await {
+        Ok(NoteStatus::Deleted) => {
+            return ApiError::new(
+                StatusCode::GONE,
+                ErrorCode::NoteDeleted.slug(),
+                "the note was deleted",
+            )
+            .into_response();
+        }
+        Ok(NoteStatus::Live | NoteStatus::Missing) => {}
+        Err(error) => {
+            tracing::error!(%note, %error, "cannot look the note up");
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal.slug(),
+                "cannot look the note up",
+            )
+            .into_response();
+        }
+    }
     let limits = &state.config.limits;
     upgrade
         .read_buffer_size(limits.read_buffer_size)
@@ -94,6 +118,10 @@ async fn serve(socket: WebSocket, state: AppState, client_ip: IpAddr, note: Stri
     let notes = state.notes.clone();
     let handle = match notes.open(&note).await {
         Ok(handle) => handle,
+        Err(NotesError::Deleted) => {
+            let _ = sink.send(close(DELETED.0, DELETED.1)).await;
+            return;
+        }
         Err(error) => {
             tracing::error!(%note, %error, "cannot open note");
             let _ = sink
@@ -108,7 +136,11 @@ async fn serve(socket: WebSocket, state: AppState, client_ip: IpAddr, note: Stri
         frames: frames_tx,
         slow: slow.clone(),
     };
-    let (peer, opening) = notes.join_yjs(&handle, peer_sink.clone());
+    let Ok((peer, opening)) = notes.join_yjs(&handle, peer_sink.clone()) else {
+        // The only refusal: deleted since it was opened.
+        let _ = sink.send(close(DELETED.0, DELETED.1)).await;
+        return;
+    };
     for frame in opening {
         peer_sink.send(frame);
     }
@@ -172,6 +204,10 @@ async fn serve(socket: WebSocket, state: AppState, client_ip: IpAddr, note: Stri
     notes.leave(&handle, peer);
 }
 
+/// How a deleted note's sockets are closed. y-websocket reconnects after
+/// any close; the upgrade then answers 410.
+const DELETED: (CloseCode, &str) = (CloseCode::Normal, "the note was deleted");
+
 /// Handles one binary frame (one or more y-protocol messages).
 async fn handle_frame(
     state: &AppState,
@@ -192,14 +228,18 @@ async fn handle_frame(
     for message in messages {
         match message {
             SyncWire::Sync(SyncMessage::SyncStep1(state_vector)) => {
-                let step2 = notes
-                    .yjs_step2(handle, &state_vector.encode_v1())
-                    .map_err(|_| (CloseCode::UnsupportedData, "invalid state vector"))?;
+                let step2 = notes.yjs_step2(handle, &state_vector.encode_v1()).map_err(
+                    |error| match error {
+                        NotesError::Deleted => DELETED,
+                        _ => (CloseCode::UnsupportedData, "invalid state vector"),
+                    },
+                )?;
                 sink.send(step2);
             }
             SyncWire::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) => {
                 match notes.update(handle, peer, &update).await {
                     Ok(()) => {}
+                    Err(NotesError::Deleted) => return Err(DELETED),
                     Err(NotesError::Store(error)) => {
                         tracing::error!(note = %handle.id, %error, "update not stored");
                         return Err((CloseCode::InternalError, "the update could not be stored"));
@@ -210,9 +250,12 @@ async fn handle_frame(
                 }
             }
             SyncWire::Awareness(update) => {
-                notes
-                    .awareness(handle, peer, &update.encode_v1())
-                    .map_err(|_| (CloseCode::UnsupportedData, "invalid awareness update"))?;
+                notes.awareness(handle, peer, &update.encode_v1()).map_err(
+                    |error| match error {
+                        NotesError::Deleted => DELETED,
+                        _ => (CloseCode::UnsupportedData, "invalid awareness update"),
+                    },
+                )?;
             }
             SyncWire::AwarenessQuery => {
                 if let Some(state) = notes.awareness_state(handle) {

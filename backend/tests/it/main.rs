@@ -10,6 +10,7 @@ mod lifecycle;
 mod limits;
 mod map;
 mod notes;
+mod notes_list;
 mod proxies;
 mod recovery;
 mod support;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use rookery::notes::BODY;
+use rookery::notes::{BODY, TITLE};
 use rookery::store::Store;
 use rookery_common::{Bytes, ChannelName, ClientMessage, ErrorCode, ServerMessage};
 use yrs::updates::decoder::Decode;
@@ -18,13 +18,13 @@ use crate::support::tempdir::TempDir;
 use crate::support::{TestClient, TestServer, wait_until};
 
 /// A person with their own copy of the note.
-struct Editor {
-    client: TestClient,
+pub struct Editor {
+    pub client: TestClient,
     doc: Doc,
-    channel: ChannelName,
+    pub channel: ChannelName,
 }
 
-fn new_doc() -> Doc {
+pub fn new_doc() -> Doc {
     Doc::with_options(Options {
         offset_kind: OffsetKind::Utf16,
         ..Options::default()
@@ -32,7 +32,7 @@ fn new_doc() -> Doc {
 }
 
 impl Editor {
-    async fn join(server: &TestServer, name: &str, note: &str) -> Self {
+    pub async fn join(server: &TestServer, name: &str, note: &str) -> Self {
         let client = server.client(name).await;
         let mut editor = Self {
             client,
@@ -74,7 +74,7 @@ impl Editor {
         }
     }
 
-    fn apply(&self, update: &[u8]) {
+    pub fn apply(&self, update: &[u8]) {
         self.doc
             .transact_mut()
             .apply_update(Update::decode_v1(update).unwrap())
@@ -82,13 +82,22 @@ impl Editor {
     }
 
     /// Types `text` at `at` and waits for the server's "saved".
-    async fn type_at(&mut self, at: u32, text: &str) {
+    pub async fn type_at(&mut self, at: u32, text: &str) {
         let update = self.edit(|txn, body| body.insert(txn, at, text));
         self.send_update(update).await;
     }
 
-    fn edit(&self, f: impl FnOnce(&mut yrs::TransactionMut<'_>, &yrs::TextRef)) -> Vec<u8> {
-        let body = self.doc.get_or_insert_text(BODY);
+    pub fn edit(&self, f: impl FnOnce(&mut yrs::TransactionMut<'_>, &yrs::TextRef)) -> Vec<u8> {
+        self.edit_text(BODY, f)
+    }
+
+    /// Edits the shared text `name` (`BODY` or `TITLE`); returns the update.
+    pub fn edit_text(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut yrs::TransactionMut<'_>, &yrs::TextRef),
+    ) -> Vec<u8> {
+        let body = self.doc.get_or_insert_text(name);
         let before = self.doc.transact().state_vector();
         {
             let mut txn = self.doc.transact_mut();
@@ -97,7 +106,7 @@ impl Editor {
         self.doc.transact().encode_state_as_update_v1(&before)
     }
 
-    async fn send_update(&mut self, update: Vec<u8>) -> ServerMessage {
+    pub async fn send_update(&mut self, update: Vec<u8>) -> ServerMessage {
         let channel = self.channel.clone();
         self.client
             .request(|id| ClientMessage::DocUpdate {
@@ -110,7 +119,16 @@ impl Editor {
 
     /// Applies every update pushed so far, until the text is `expected`.
     async fn wait_for_text(&mut self, expected: &str) {
-        while self.text() != expected {
+        self.wait_for(|editor| editor.text() == expected).await;
+    }
+
+    /// Applies every update pushed so far, until the title is `expected`.
+    pub async fn wait_for_title(&mut self, expected: &str) {
+        self.wait_for(|editor| editor.title() == expected).await;
+    }
+
+    async fn wait_for(&mut self, done: impl Fn(&Self) -> bool) {
+        while !done(self) {
             match self.client.recv().await {
                 ServerMessage::DocUpdated { update, .. } => self.apply(&update.0),
                 ServerMessage::DocAwareness { .. } | ServerMessage::DocSaved { .. } => {}
@@ -119,9 +137,15 @@ impl Editor {
         }
     }
 
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         self.doc
             .get_or_insert_text(BODY)
+            .get_string(&self.doc.transact())
+    }
+
+    pub fn title(&self) -> String {
+        self.doc
+            .get_or_insert_text(TITLE)
             .get_string(&self.doc.transact())
     }
 }
@@ -300,14 +324,14 @@ async fn stream_commands_do_not_apply_to_documents() {
 }
 
 /// A Postgres cluster of its own, from Debian's packages, on a free port.
-struct Postgres {
+pub struct Postgres {
     dir: TempDir,
     bin: PathBuf,
     port: u16,
 }
 
 impl Postgres {
-    fn start() -> Self {
+    pub fn start() -> Self {
         let bin = [
             "/usr/lib/postgresql/15/bin",
             "/usr/lib/postgresql/16/bin",
@@ -376,7 +400,7 @@ impl Postgres {
         Self { dir, bin, port }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }
@@ -422,4 +446,5 @@ async fn postgres_behaves_like_sqlite() {
     assert_eq!(bob.text(), "zzzzzzz");
     let listed = server.state.notes.store().list().await.unwrap();
     assert!(listed.iter().any(|note| note.id == "pg-durable"));
+    crate::notes_list::tombstones_hold(server.state.notes.store(), "pg-tomb-").await;
 }
