@@ -63,14 +63,14 @@ export async function launchWebKit({ acceptInsecureCerts = false } = {}) {
         click: async (element) => { await session.clickElement(element); },
         fill: async (element, text) => {
           await session.execute('arguments[0].focus(); if (arguments[0].select) arguments[0].select();', [element]);
-          await session.typeKeys(text === '' ? [webdriverKey('Backspace')] : [...text]);
+          await session.typeKeys(text === '' ? [webdriverKey('Backspace')] : keysOf(text));
         },
         press: async (keys) => {
           const values = keys.map(webdriverKey);
           if (values.length === 1) await session.typeKeys(values);
           else await session.chord(values.slice(0, -1), values.at(-1));
         },
-        type: (text) => session.typeKeys([...text]),
+        type: (text) => session.typeKeys(keysOf(text)),
         setViewport: (size) => setViewport(session, size),
         setGeolocation: async () => {
           throw new Unsupported("WebKitGTK's WebDriver has no geolocation override or permission command");
@@ -222,4 +222,9 @@ async function freePort() {
   server.close();
   await once(server, 'close');
   return port;
+}
+
+/** WebDriver key values for typing `text`: a newline is the Enter key (a bare "\n" types nothing). */
+function keysOf(text) {
+  return [...text].map((character) => (character === '\n' ? webdriverKey('Enter') : character));
 }

@@ -5,7 +5,9 @@
 //! subscribed — resubscribing from the last stream position after each
 //! reconnect — queues publishes made while offline, detects a silent server,
 //! and reconnects with backoff as the close code says. Pages never see the
-//! socket: they get [`ChannelEvent`]s for their channels and a [`Status`].
+//! socket: they get [`ChannelEvent`]s for their channels, [`DocEvent`]s for
+//! the documents they joined (synced again after each reconnect, which is
+//! how offline edits reach the server) and a [`Status`].
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -21,8 +23,8 @@ use leptos::task::spawn_local;
 use rookery_common::backoff::Backoff;
 use rookery_common::codec::encode_client;
 use rookery_common::{
-    ChannelName, ClientMessage, CommandId, ErrorCode, GoneReason, Location, Publication, Reconnect,
-    SUBPROTOCOL_JSON, ServerMessage, SharedLocation, StreamPosition, UserId, UserInfo,
+    Bytes, ChannelName, ClientMessage, CommandId, ErrorCode, GoneReason, Location, Publication,
+    Reconnect, SUBPROTOCOL_JSON, ServerMessage, SharedLocation, StreamPosition, UserId, UserInfo,
     decode_server,
 };
 use serde_json::Value;
@@ -84,8 +86,38 @@ pub enum ChannelEvent {
     },
 }
 
+/// What a page hears about a document it joined.
+#[derive(Debug, Clone)]
+pub enum DocEvent {
+    /// Joined (again, after a reconnect): apply `update` (what this copy
+    /// lacked), then send what the server lacks; `state_vector` is the
+    /// server's.
+    Synced {
+        update: Vec<u8>,
+        state_vector: Vec<u8>,
+    },
+    /// Someone else's update.
+    Update(Vec<u8>),
+    /// Someone else's awareness update.
+    Awareness(Vec<u8>),
+    /// The socket dropped; `Synced` follows when it is back.
+    Interrupted,
+    /// The document was deleted; the server dropped us from it.
+    Deleted,
+    /// The server refused to join us.
+    Refused { code: ErrorCode, message: String },
+}
+
 type Handler = Rc<dyn Fn(ChannelEvent)>;
+type DocHandler = Rc<dyn Fn(DocEvent)>;
 type PublishDone = Box<dyn FnOnce(Result<(), String>)>;
+type AnswerDone = Box<dyn FnOnce(Result<ServerMessage, String>)>;
+
+struct JoinedDocument {
+    handler: DocHandler,
+    /// This copy's state vector, asked for at each (re)join.
+    state_vector: Rc<dyn Fn() -> Vec<u8>>,
+}
 
 struct Subscription {
     handler: Handler,
@@ -100,6 +132,9 @@ enum Pending {
     Publish(ClientMessage, Option<PublishDone>),
     /// A command whose outcome someone waits for (not resent).
     Reply(Option<PublishDone>),
+    /// A command whose reply someone wants (not resent).
+    Answer(AnswerDone),
+    DocSync(ChannelName),
     Other,
 }
 
@@ -124,6 +159,7 @@ struct Driver {
     /// The browser says it is offline.
     network_down: bool,
     subscriptions: HashMap<ChannelName, Subscription>,
+    documents: HashMap<ChannelName, JoinedDocument>,
     pending: HashMap<CommandId, Pending>,
     offline_publishes: VecDeque<(ClientMessage, Option<PublishDone>)>,
     next_id: u64,
@@ -169,6 +205,7 @@ impl Connection {
             wake: None,
             network_down: !window().navigator().on_line(),
             subscriptions: HashMap::new(),
+            documents: HashMap::new(),
             pending: HashMap::new(),
             offline_publishes: VecDeque::new(),
             next_id: 1,
@@ -248,12 +285,8 @@ impl Connection {
     pub fn unsubscribe(&self, channel: &ChannelName) {
         let driver = self.driver();
         let mut state = driver.borrow_mut();
-        if state.subscriptions.remove(channel).is_some() && state.socket.is_some() {
-            let id = state.command_id(Pending::Other);
-            state.send(&ClientMessage::Unsubscribe {
-                id,
-                channel: channel.clone(),
-            });
+        if state.subscriptions.remove(channel).is_some() {
+            state.send_unsubscribe(channel);
         }
     }
 
@@ -330,6 +363,96 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Joins a document channel for as long as the page wants it: syncs
+    /// now (or when connected) and again after every reconnect, asking
+    /// `state_vector` for this copy's state each time.
+    pub fn join_document(
+        &self,
+        channel: &ChannelName,
+        state_vector: impl Fn() -> Vec<u8> + 'static,
+        handler: impl Fn(DocEvent) + 'static,
+    ) {
+        let driver = self.driver();
+        let live = {
+            let mut state = driver.borrow_mut();
+            state.documents.insert(
+                channel.clone(),
+                JoinedDocument {
+                    handler: Rc::new(handler),
+                    state_vector: Rc::new(state_vector),
+                },
+            );
+            state.socket.is_some()
+        };
+        if live {
+            driver.borrow_mut().send_doc_sync(channel);
+        }
+        self.ensure_running();
+    }
+
+    pub fn leave_document(&self, channel: &ChannelName) {
+        let driver = self.driver();
+        let mut state = driver.borrow_mut();
+        if state.documents.remove(channel).is_some() {
+            state.send_unsubscribe(channel);
+        }
+    }
+
+    /// Sends a local update; `done` hears whether it was stored. Updates
+    /// are not queued offline: the next sync sends whatever the server
+    /// lacks, so `done` hears `Err` at once.
+    pub fn doc_update(
+        &self,
+        channel: &ChannelName,
+        update: Vec<u8>,
+        done: impl FnOnce(Result<(), String>) + 'static,
+    ) {
+        let driver = self.driver();
+        let mut state = driver.borrow_mut();
+        if state.socket.is_none() {
+            drop(state);
+            done(Err("not connected".into()));
+            return;
+        }
+        let id = state.command_id(Pending::Reply(Some(Box::new(done))));
+        state.send(&ClientMessage::DocUpdate {
+            id,
+            channel: channel.clone(),
+            update: Bytes(update),
+        });
+    }
+
+    /// Sends this editor's awareness (when connected; it is sent again
+    /// after each sync anyway).
+    pub fn doc_awareness(&self, channel: &ChannelName, update: Vec<u8>) {
+        let driver = self.driver();
+        let state = driver.borrow();
+        state.send(&ClientMessage::DocAwareness {
+            channel: channel.clone(),
+            update: Bytes(update),
+        });
+    }
+
+    /// Sends a command made by `command` (given its id) and hands its reply
+    /// to `done`; when not connected, `done` hears `Err` at once.
+    pub fn request(
+        &self,
+        command: impl FnOnce(Option<CommandId>) -> ClientMessage,
+        done: impl FnOnce(Result<ServerMessage, String>) + 'static,
+    ) {
+        let driver = self.driver();
+        let mut state = driver.borrow_mut();
+        if state.socket.is_none() {
+            drop(state);
+            done(Err("not connected".into()));
+            return;
+        }
+        let id = state.command_id(Pending::Answer(Box::new(done)));
+        state.send(&command(id));
+    }
+}
+
 impl Driver {
     fn command_id(&mut self, pending: Pending) -> Option<CommandId> {
         let id = CommandId(self.next_id);
@@ -360,6 +483,31 @@ impl Driver {
         });
     }
 
+    /// Leaves a channel or document, if connected (a new socket starts
+    /// with nothing joined anyway).
+    fn send_unsubscribe(&mut self, channel: &ChannelName) {
+        if self.socket.is_some() {
+            let id = self.command_id(Pending::Other);
+            self.send(&ClientMessage::Unsubscribe {
+                id,
+                channel: channel.clone(),
+            });
+        }
+    }
+
+    fn send_doc_sync(&mut self, channel: &ChannelName) {
+        let Some(document) = self.documents.get(channel) else {
+            return;
+        };
+        let state_vector = (document.state_vector)();
+        let id = self.command_id(Pending::DocSync(channel.clone()));
+        self.send(&ClientMessage::DocSync {
+            id,
+            channel: channel.clone(),
+            state_vector: Bytes(state_vector),
+        });
+    }
+
     fn send_publish(&mut self, mut message: ClientMessage, done: Option<PublishDone>) {
         let id = CommandId(self.next_id);
         self.next_id += 1;
@@ -374,27 +522,72 @@ impl Driver {
         self.subscriptions.get(channel).map(|s| s.handler.clone())
     }
 
+    fn doc_handler(&self, channel: &ChannelName) -> Option<DocHandler> {
+        self.documents.get(channel).map(|d| d.handler.clone())
+    }
+
     /// The socket is gone: unanswered publishes go back to the offline
-    /// queue (in order, ahead of newer ones).
-    fn disconnected(&mut self) -> Vec<Handler> {
+    /// queue (in order, ahead of newer ones); whoever waits for another
+    /// command's answer is told it failed, and every page hears that it was
+    /// interrupted — by the caller, once the driver is no longer borrowed.
+    fn disconnected(&mut self) -> Disconnected {
         self.socket = None;
         self.control = None;
-        let mut unanswered: Vec<(CommandId, ClientMessage, Option<PublishDone>)> = self
-            .pending
-            .drain()
-            .filter_map(|(id, pending)| match pending {
-                Pending::Publish(message, done) => Some((id, message, done)),
-                _ => None,
-            })
-            .collect();
+        let mut unanswered: Vec<(CommandId, ClientMessage, Option<PublishDone>)> = Vec::new();
+        let mut failed = Vec::new();
+        for (id, pending) in self.pending.drain() {
+            match pending {
+                Pending::Publish(message, done) => unanswered.push((id, message, done)),
+                Pending::Reply(Some(done)) => failed.push(Failed::Reply(done)),
+                Pending::Answer(done) => failed.push(Failed::Answer(done)),
+                Pending::Reply(None)
+                | Pending::Subscribe(_)
+                | Pending::DocSync(_)
+                | Pending::Other => {}
+            }
+        }
         unanswered.sort_by_key(|(id, _, _)| *id);
         for (_, message, done) in unanswered.into_iter().rev() {
             self.offline_publishes.push_front((message, done));
         }
-        self.subscriptions
-            .values()
-            .map(|s| s.handler.clone())
-            .collect()
+        Disconnected {
+            channels: self
+                .subscriptions
+                .values()
+                .map(|s| s.handler.clone())
+                .collect(),
+            documents: self.documents.values().map(|d| d.handler.clone()).collect(),
+            failed,
+        }
+    }
+}
+
+enum Failed {
+    Reply(PublishDone),
+    Answer(AnswerDone),
+}
+
+/// Who must hear that the socket is gone.
+struct Disconnected {
+    channels: Vec<Handler>,
+    documents: Vec<DocHandler>,
+    failed: Vec<Failed>,
+}
+
+impl Disconnected {
+    fn tell(self) {
+        for failed in self.failed {
+            match failed {
+                Failed::Reply(done) => done(Err("connection lost".into())),
+                Failed::Answer(done) => done(Err("connection lost".into())),
+            }
+        }
+        for handler in self.channels {
+            handler(ChannelEvent::Interrupted);
+        }
+        for handler in self.documents {
+            handler(DocEvent::Interrupted);
+        }
     }
 }
 
@@ -420,10 +613,8 @@ async fn run(driver: Rc<RefCell<Driver>>, connection: Connection) {
         }
         connection.status.set(Status::Connecting);
         let ended = session(&driver, connection).await;
-        let handlers = driver.borrow_mut().disconnected();
-        for handler in handlers {
-            handler(ChannelEvent::Interrupted);
-        }
+        let disconnected = driver.borrow_mut().disconnected();
+        disconnected.tell();
         if ended.was_live {
             attempt = 0;
         }
@@ -639,6 +830,10 @@ fn go_live(driver: &Rc<RefCell<Driver>>, socket: mpsc::UnboundedSender<Outgoing>
     for channel in &channels {
         state.send_subscribe(channel);
     }
+    let documents: Vec<ChannelName> = state.documents.keys().cloned().collect();
+    for channel in &documents {
+        state.send_doc_sync(channel);
+    }
     let queued: Vec<_> = state.offline_publishes.drain(..).collect();
     for (message, done) in queued {
         state.send_publish(message, done);
@@ -726,6 +921,17 @@ fn dispatch(driver: &Rc<RefCell<Driver>>, message: ServerMessage) {
                     drop(state);
                     done(Err(message));
                 }
+                Some(Pending::Answer(done)) => {
+                    drop(state);
+                    done(Err(message));
+                }
+                Some(Pending::DocSync(channel)) => {
+                    if let Some(document) = state.documents.get(&channel) {
+                        let handler = document.handler.clone();
+                        drop(state);
+                        handler(DocEvent::Refused { code, message });
+                    }
+                }
                 Some(Pending::Subscribe(channel)) => {
                     if let Some(handler) = state.handler(&channel) {
                         drop(state);
@@ -750,13 +956,56 @@ fn dispatch(driver: &Rc<RefCell<Driver>>, message: ServerMessage) {
                 done(Ok(()));
             }
         }
-        // Documents are not opened by this app yet: nothing to route.
-        ServerMessage::DocSynced { id, .. } | ServerMessage::DocSaved { id, .. } => {
+        ServerMessage::DocSaved { id, .. } => {
+            if let Some(Pending::Reply(Some(done))) = id.and_then(|id| state.pending.remove(&id)) {
+                drop(state);
+                done(Ok(()));
+            }
+        }
+        ServerMessage::DocSynced {
+            id,
+            channel,
+            update,
+            state_vector,
+        } => {
             if let Some(id) = id {
                 state.pending.remove(&id);
             }
+            if let Some(handler) = state.doc_handler(&channel) {
+                drop(state);
+                handler(DocEvent::Synced {
+                    update: update.0,
+                    state_vector: state_vector.0,
+                });
+            }
         }
-        ServerMessage::DocUpdated { .. } | ServerMessage::DocAwareness { .. } => {}
+        ServerMessage::DocUpdated { channel, update } => {
+            if let Some(handler) = state.doc_handler(&channel) {
+                drop(state);
+                handler(DocEvent::Update(update.0));
+            }
+        }
+        ServerMessage::DocAwareness { channel, update } => {
+            if let Some(handler) = state.doc_handler(&channel) {
+                drop(state);
+                handler(DocEvent::Awareness(update.0));
+            }
+        }
+        ServerMessage::DocDeleted { channel } => {
+            if let Some(document) = state.documents.remove(&channel) {
+                drop(state);
+                (document.handler)(DocEvent::Deleted);
+            }
+        }
+        ServerMessage::Notes { id, .. }
+        | ServerMessage::NoteCreated { id, .. }
+        | ServerMessage::NoteRenamed { id, .. }
+        | ServerMessage::NoteDeleted { id, .. } => {
+            if let Some(Pending::Answer(done)) = id.and_then(|id| state.pending.remove(&id)) {
+                drop(state);
+                done(Ok(message));
+            }
+        }
         ServerMessage::Location { channel, shared } => {
             if let Some(handler) = state.handler(&channel) {
                 drop(state);

@@ -51,7 +51,7 @@ pub fn HomePage() -> impl IntoView {
                 <h1>"Rookery"</h1>
                 <ConnectionStatus />
             </header>
-            <p class="lead">"Chat rooms and live maps. Pick a name and a room; share the room's link to invite people."</p>
+            <p class="lead">"Chat rooms, live maps and shared notes. Pick a name and a room; share the room's link to invite people."</p>
             <form class="card" on:submit=on_submit>
                 <label for="home-name">"Your name"</label>
                 <input
@@ -74,6 +74,7 @@ pub fn HomePage() -> impl IntoView {
                     <p class="error" role="alert">{move || error.get()}</p>
                 </Show>
             </form>
+            <p><a class="notes-link" href="/notes">"Notes: write together →"</a></p>
         </main>
     }
 }
