@@ -4,6 +4,9 @@
 import { after, before } from 'node:test';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import * as Y from 'yjs';
+import { WebsocketProvider } from 'y-websocket';
 import { startServer } from '../support/server.mjs';
 import { forEachEngine } from '../support/browsers.mjs';
 import {
@@ -134,6 +137,46 @@ forEachEngine('notes', ({ scenario }) => {
     await carol.waitFor('#note-body', { timeout: WAIT_MS });
   });
 
+  scenario('a standard Yjs editor (npm y-websocket on /yjs) edits along with the web app, names and cursors included', async (browser) => {
+    const dora = await browser.newPerson();
+    await openList(dora, server.url, 'Dora');
+    const id = await createNote(dora, 'Interop');
+    await dora.fill('Note text', 'middle');
+    await waitSaved(dora);
+
+    const doc = new Y.Doc();
+    const provider = new WebsocketProvider(`${server.url.replace(/^http/, 'ws')}/yjs`, id, doc, {
+      WebSocketPolyfill: WebSocket,
+      disableBc: true,
+    });
+    try {
+      provider.awareness.setLocalStateField('user', { name: 'Yjs editor', color: '#aa3300' });
+      await waitForPeer(dora, 'Yjs editor');
+      await waitForYjs(doc, () => doc.getText('body').toString() === 'middle', 'the note to reach the Yjs editor');
+      assert.equal(doc.getText('title').toString(), 'Interop');
+
+      doc.getText('body').insert(0, 'Yjs: ');
+      await waitForBody(dora, 'Yjs: middle');
+      await placeCaret(dora, -1);
+      await dora.type(' :browser');
+      await waitForYjs(doc, () => doc.getText('body').toString() === 'Yjs: middle :browser', "the browser's typing");
+
+      // Dora's cursor, as the Yjs editor reads it: a relative position in
+      // `body` that resolves to where her caret is.
+      const caretOf = () => {
+        const state = [...provider.awareness.getStates().values()].find((s) => s.user?.name === 'Dora');
+        if (!state?.cursor) return null;
+        const position = Y.createAbsolutePositionFromRelativePosition(
+          Y.decodeRelativePosition(Buffer.from(state.cursor.head, 'base64')), doc);
+        return position?.type === doc.getText('body') ? position.index : null;
+      };
+      await waitForAwareness(provider, () => caretOf() === 'Yjs: middle :browser'.length, "Dora's cursor at the end");
+    } finally {
+      provider.destroy();
+      provider.awareness.destroy();
+    }
+  });
+
   // WebKitGTK's WebDriver cannot take a page offline, so this runs in Chromium and Firefox.
   scenario('edits made offline merge with others’ edits when the connection is back', async (browser) => {
     const alice = await browser.newPerson();
@@ -165,3 +208,31 @@ forEachEngine('notes', ({ scenario }) => {
     await waitForBody(alice, merged);
   }, { engines: ['chromium', 'firefox'] });
 });
+
+/** Resolves when `condition()` holds, checked after every change of `doc`. */
+function waitForYjs(doc, condition, what) {
+  return waitForEvents(doc, 'update', condition, what);
+}
+
+/** Resolves when `condition()` holds, checked after every awareness change. */
+function waitForAwareness(provider, condition, what) {
+  return waitForEvents(provider.awareness, 'change', condition, what);
+}
+
+function waitForEvents(emitter, event, condition, what) {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (condition()) {
+        emitter.off(event, check);
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    const timer = setTimeout(() => {
+      emitter.off(event, check);
+      reject(new Error(`timed out waiting for ${what}`));
+    }, WAIT_MS);
+    emitter.on(event, check);
+    check();
+  });
+}
