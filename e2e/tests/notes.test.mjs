@@ -197,6 +197,11 @@ forEachEngine('notes', ({ scenario }) => {
     await bob.type('Bob offline: ');
     await bob.waitFor('.save-state', { text: 'Offline — edits kept here', timeout: WAIT_MS });
     assert.equal(await body(bob), 'Bob offline: shared start');
+    // Leaving the note and coming back (still offline) keeps the edit.
+    await bob.evaluate("document.querySelector('a.back').click()");
+    await bob.waitFor('main.notes', { timeout: WAIT_MS });
+    await bob.evaluate('history.back()');
+    await waitForBody(bob, 'Bob offline: shared start');
 
     await bob.setOffline(false);
     const merged = 'Bob offline: shared start + Alice online';

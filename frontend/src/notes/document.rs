@@ -28,6 +28,9 @@ pub struct NoteDoc {
     doc: Doc,
     title: TextRef,
     body: TextRef,
+    /// Edited here since the server last confirmed everything: the next
+    /// sync must send our deletions too (a state vector does not show them).
+    dirty: std::cell::Cell<bool>,
 }
 
 impl std::fmt::Debug for NoteDoc {
@@ -50,7 +53,12 @@ impl NoteDoc {
         });
         let title = doc.get_or_insert_text(TITLE);
         let body = doc.get_or_insert_text(BODY);
-        Self { doc, title, body }
+        Self {
+            doc,
+            title,
+            body,
+            dirty: std::cell::Cell::new(false),
+        }
     }
 
     pub fn client_id(&self) -> u64 {
@@ -82,13 +90,28 @@ impl NoteDoc {
     }
 
     /// What a peer with `state_vector` lacks, or `None` when it lacks
-    /// nothing. Deletions are always included: they do not move a state
-    /// vector, so an offline edit that only deleted text still needs sending.
-    pub fn missing_for(&self, state_vector: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    /// nothing. Deletions do not move a state vector, so they are sent
+    /// whenever this copy was edited since the server last confirmed it
+    /// (an offline edit that only deleted text still needs sending), and
+    /// never otherwise (every reconnect would store them again). With
+    /// `force`, an update is returned even when empty.
+    pub fn missing_for(&self, state_vector: &[u8], force: bool) -> Result<Option<Vec<u8>>, String> {
         let remote = StateVector::decode_v1(state_vector).map_err(|e| e.to_string())?;
-        let update = self.doc.transact().encode_state_as_update_v1(&remote);
-        let empty = Update::decode_v1(&update).is_ok_and(|decoded| decoded.is_empty());
-        Ok((!empty).then_some(update))
+        let txn = self.doc.transact();
+        let local = txn.state_vector();
+        let lacks_items = local
+            .iter()
+            .any(|(client, clock)| remote.get(client) < *clock);
+        if lacks_items || self.dirty.get() || force {
+            Ok(Some(txn.encode_state_as_update_v1(&remote)))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The server confirmed it holds everything edited here.
+    pub fn confirmed(&self) {
+        self.dirty.set(false);
     }
 
     /// Makes `field` read `new_value` with the smallest splice; returns the
@@ -104,27 +127,28 @@ impl NoteDoc {
         if !edit.insert.is_empty() {
             text.insert(&mut txn, edit.start, &edit.insert);
         }
+        self.dirty.set(true);
         Some(txn.encode_update_v1())
     }
 
-    /// A position in the body that stays put while others edit, encoded as
+    /// A position in `field` that stays put while others edit, encoded as
     /// Yjs encodes relative positions. It sticks to the character after it;
     /// at the very end, to the one before (text others append goes after
     /// the caret rather than pushing it along).
-    pub fn sticky(&self, offset: u32) -> Option<Vec<u8>> {
+    pub fn sticky(&self, field: Field, offset: u32) -> Option<Vec<u8>> {
+        let text = self.text(field);
         let txn = self.doc.transact();
-        let len = self.body.len(&txn);
+        let len = text.len(&txn);
         let (offset, assoc) = if offset >= len {
             (len, Assoc::Before)
         } else {
             (offset, Assoc::After)
         };
-        self.body
-            .sticky_index(&txn, offset, assoc)
+        text.sticky_index(&txn, offset, assoc)
             .map(|sticky| sticky.encode_v1())
     }
 
-    /// Where an encoded relative position is now (UTF-16 offset in the body).
+    /// Where an encoded relative position is now (UTF-16 offset in its text).
     pub fn resolve(&self, sticky: &[u8]) -> Option<u32> {
         let sticky = StickyIndex::decode_v1(sticky).ok()?;
         sticky.get_offset(&self.doc.transact()).map(|at| at.index)
@@ -136,7 +160,7 @@ mod tests {
     use super::*;
 
     fn sync(from: &NoteDoc, to: &NoteDoc) {
-        if let Some(update) = from.missing_for(&to.state_vector()).unwrap() {
+        if let Some(update) = from.missing_for(&to.state_vector(), false).unwrap() {
             to.apply_update(&update).unwrap();
         }
     }
@@ -183,10 +207,30 @@ mod tests {
         let server = NoteDoc::new(3);
         ann.edit(Field::Body, "abc");
         sync(&ann, &server);
-        assert_eq!(ann.missing_for(&server.state_vector()).unwrap(), None);
+        ann.confirmed();
+        assert_eq!(
+            ann.missing_for(&server.state_vector(), false).unwrap(),
+            None
+        );
         ann.edit(Field::Body, "ab");
-        let update = ann.missing_for(&server.state_vector()).unwrap().unwrap();
+        let update = ann
+            .missing_for(&server.state_vector(), false)
+            .unwrap()
+            .unwrap();
         server.apply_update(&update).unwrap();
+        assert_eq!(server.get(Field::Body), "ab");
+        // Once confirmed, a reconnect sends nothing again...
+        ann.confirmed();
+        assert_eq!(
+            ann.missing_for(&server.state_vector(), false).unwrap(),
+            None
+        );
+        // ...unless asked to, for a confirmation.
+        let empty = ann
+            .missing_for(&server.state_vector(), true)
+            .unwrap()
+            .unwrap();
+        server.apply_update(&empty).unwrap();
         assert_eq!(server.get(Field::Body), "ab");
     }
 
@@ -197,24 +241,31 @@ mod tests {
         ann.edit(Field::Body, "hello world");
         sync(&ann, &bob);
         // Bob's caret is before "world" (offset 6).
-        let caret = bob.sticky(6).unwrap();
+        let caret = bob.sticky(Field::Body, 6).unwrap();
         bob.apply_update(&ann.edit(Field::Body, "oh, hello world").unwrap())
             .unwrap();
         assert_eq!(bob.resolve(&caret), Some(10));
         // At the very end, text appended by others goes after the caret.
-        let end = bob.sticky(15).unwrap();
+        let end = bob.sticky(Field::Body, 15).unwrap();
         bob.apply_update(&ann.edit(Field::Body, "oh, hello world!").unwrap())
             .unwrap();
         assert_eq!(bob.resolve(&end), Some(15));
         // In an empty text too.
         let empty = NoteDoc::new(5);
-        let start = empty.sticky(0).unwrap();
+        let start = empty.sticky(Field::Body, 0).unwrap();
         empty.edit(Field::Body, "abc");
         assert!(empty.resolve(&start).is_some());
         // Emoji count two, as in the browser.
         let doc = NoteDoc::new(4);
         doc.edit(Field::Body, "😀x");
-        let caret = doc.sticky(2).unwrap();
+        let caret = doc.sticky(Field::Body, 2).unwrap();
         assert_eq!(doc.resolve(&caret), Some(2));
+        // Titles keep their carets the same way.
+        bob.apply_update(&ann.edit(Field::Title, "Plan").unwrap())
+            .unwrap();
+        let title_caret = bob.sticky(Field::Title, 4).unwrap();
+        bob.apply_update(&ann.edit(Field::Title, "My Plan").unwrap())
+            .unwrap();
+        assert_eq!(bob.resolve(&title_caret), Some(7));
     }
 }

@@ -8,18 +8,37 @@ pub struct NoteList {
     pub notes: Vec<NoteSummary>,
     /// The first answer arrived.
     pub loaded: bool,
+    /// Events heard while a listing was on its way: the listing may have
+    /// been read before them, so they are applied again over it.
+    since_request: Option<Vec<NoteListEvent>>,
 }
 
 impl NoteList {
-    /// Replaces everything with a fresh listing. Events that arrived while
-    /// it was on its way are newer than it only if their edit time says so.
+    /// A listing was asked for.
+    pub fn requested(&mut self) {
+        self.since_request = Some(Vec::new());
+    }
+
+    /// Replaces everything with a fresh listing, then replays the events
+    /// heard since it was asked for (a rename's edit time keeps a stale
+    /// listing from undoing it; a deletion is final).
     pub fn replace(&mut self, notes: Vec<NoteSummary>) {
         self.notes = notes;
         self.loaded = true;
         self.sort();
+        for event in self.since_request.take().unwrap_or_default() {
+            self.apply_one(event);
+        }
     }
 
     pub fn apply(&mut self, event: NoteListEvent) {
+        if let Some(heard) = &mut self.since_request {
+            heard.push(event.clone());
+        }
+        self.apply_one(event);
+    }
+
+    fn apply_one(&mut self, event: NoteListEvent) {
         match event {
             NoteListEvent::Changed { note } => {
                 match self.notes.iter_mut().find(|n| n.id == note.id) {
@@ -89,6 +108,24 @@ mod tests {
             note: note("a", "Old", 2),
         });
         assert_eq!(list.notes[0].title, "New");
+    }
+
+    #[test]
+    fn events_during_a_listing_survive_it() {
+        let mut list = NoteList::default();
+        list.requested();
+        list.apply(NoteListEvent::Deleted { id: "a".into() });
+        list.apply(NoteListEvent::Changed {
+            note: note("b", "Renamed", 7),
+        });
+        // The listing was read before both.
+        list.replace(vec![note("a", "A", 1), note("b", "B", 2)]);
+        assert_eq!(list.notes, vec![note("b", "Renamed", 7)]);
+        // Later events apply once.
+        list.apply(NoteListEvent::Changed {
+            note: note("c", "C", 9),
+        });
+        assert_eq!(list.notes.len(), 2);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //! - [`text`]: turning a text field's new value into one splice, and
 //!   UTF-16 offsets (what browsers and Yjs count) into Rust string indices.
+//! - [`copies`]: this tab's copies of the notes it opened, kept across
+//!   pages.
 //! - [`document`]: this browser's copy of a note (yrs): local edits become
 //!   updates to send, remote updates apply, selections survive both.
 //! - [`peers`]: who else is in the note, from Yjs awareness updates, and
@@ -12,6 +14,7 @@
 //!
 //! Views are in `pages/notes_list.rs` and `pages/note_editor.rs`.
 
+pub mod copies;
 pub mod document;
 pub mod list;
 pub mod markdown;

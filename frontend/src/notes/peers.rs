@@ -151,6 +151,13 @@ impl OwnAwareness {
         Self { client, clock: 0 }
     }
 
+    /// Joined again on a new connection: the server announced our old
+    /// session's departure with our clock plus one, so the next state must
+    /// go past it or peers would keep us removed (y-protocols' rule).
+    pub fn rejoined(&mut self) {
+        self.clock += 1;
+    }
+
     /// The next awareness update announcing `state` (`None`: leaving).
     pub fn encode(&mut self, state: Option<&PeerState>) -> Vec<u8> {
         self.clock += 1;
@@ -202,6 +209,31 @@ mod tests {
         assert_eq!(peers.present()[0].cursor.as_ref().unwrap().head.0, vec![2]);
         peers.apply(&bob.encode(None), 0.0).unwrap();
         assert!(peers.present().is_empty());
+    }
+
+    #[test]
+    fn a_rejoining_editor_beats_its_own_removal() {
+        let mut bob = OwnAwareness::new(2);
+        let mut peers = Peers::new(1);
+        let clock_1 = bob.encode(Some(&state("Bob", "#00f")));
+        peers.apply(&clock_1, 0.0).unwrap();
+        // The server removes Bob's old session at clock 2...
+        let removal = AwarenessUpdate {
+            clients: HashMap::from([(
+                ClientID::new(2),
+                AwarenessUpdateEntry {
+                    clock: 2,
+                    json: Arc::from("null"),
+                },
+            )]),
+        }
+        .encode_v1();
+        // ...while Bob's new session announces itself.
+        bob.rejoined();
+        let back = bob.encode(Some(&state("Bob", "#00f")));
+        peers.apply(&removal, 0.0).unwrap();
+        peers.apply(&back, 0.0).unwrap();
+        assert_eq!(peers.present().len(), 1);
     }
 
     #[test]

@@ -75,11 +75,19 @@ impl SaveTracker {
         }
     }
 
-    /// The server answered one update. A failure stays shown until the
-    /// next sync: a later update being stored does not store the lost one.
+    /// The server answered one update. After a failure to store, the
+    /// server acknowledges nothing more of that note until a snapshot of
+    /// everything it holds is stored, so a later `doc_saved` means the
+    /// failed edit is stored too.
     pub fn answered(&mut self, stored: bool) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        self.failed |= !stored;
+        self.failed = !stored;
+    }
+
+    /// Whether the next sync must send an update even if the server seems
+    /// to lack nothing: to get the answer that clears a failure.
+    pub fn must_confirm(&self) -> bool {
+        self.failed || self.unsent
     }
 
     /// The connection dropped: unanswered updates count as unsent (the
@@ -93,13 +101,15 @@ impl SaveTracker {
     }
 
     /// Synced again; `sent_missing` says whether the sync itself sent our
-    /// missing edits (which then await their answer).
+    /// missing edits (which then await their answer; a failure stays shown
+    /// until that answer).
     pub fn resynced(&mut self, sent_missing: bool) {
         self.synced = true;
         self.unsent = false;
-        self.failed = false;
         if sent_missing {
             self.in_flight += 1;
+        } else {
+            self.failed = false;
         }
     }
 }
@@ -145,11 +155,18 @@ mod tests {
         save.edited();
         save.answered(false);
         assert_eq!(save.state(), SaveState::NotSaved);
-        save.edited();
-        save.answered(true);
-        assert_eq!(save.state(), SaveState::NotSaved);
+        assert!(save.must_confirm());
+        // The sync after a reconnect sends an update to get it confirmed.
         save.interrupted();
         save.resynced(true);
+        assert_eq!(save.state(), SaveState::Saving);
+        save.answered(true);
+        assert_eq!(save.state(), SaveState::Saved);
+        // A later stored update confirms an earlier failure too (the
+        // server stores a snapshot of everything before acknowledging).
+        save.edited();
+        save.answered(false);
+        save.edited();
         save.answered(true);
         assert_eq!(save.state(), SaveState::Saved);
     }

@@ -16,11 +16,12 @@ use rookery_common::{Bytes, ChannelName};
 use crate::components::connection_status::ConnectionStatus;
 use crate::components::name_form::NameForm;
 use crate::identity::use_identity;
+use crate::notes::copies;
 use crate::notes::document::{Field, NoteDoc};
 use crate::notes::list::display_title;
 use crate::notes::markdown;
-use crate::notes::peers::{OwnAwareness, Peer, Peers, RENEW_EVERY_MS};
-use crate::notes::save::SaveTracker;
+use crate::notes::peers::{Peer, Peers, RENEW_EVERY_MS};
+use crate::notes::save::{SaveState, SaveTracker};
 use crate::notes::text::byte_index;
 use crate::pages::not_found::NotFoundPage;
 use crate::socket::{DocEvent, use_connection};
@@ -74,16 +75,44 @@ struct SavedSelection {
     backward: bool,
 }
 
+impl SavedSelection {
+    fn capture(
+        doc: &NoteDoc,
+        field: Field,
+        start: u32,
+        end: u32,
+        direction: Option<&str>,
+    ) -> Option<Self> {
+        Some(Self {
+            start: doc.sticky(field, start)?,
+            end: doc.sticky(field, end)?,
+            backward: direction == Some("backward"),
+        })
+    }
+
+    /// Start, end and direction now.
+    fn restore(&self, doc: &NoteDoc) -> Option<(u32, u32, &'static str)> {
+        let start = doc.resolve(&self.start)?;
+        let end = doc.resolve(&self.end).unwrap_or(start).max(start);
+        let direction = if self.backward { "backward" } else { "forward" };
+        Some((start, end, direction))
+    }
+}
+
+struct Selections {
+    body: Option<SavedSelection>,
+    title: Option<SavedSelection>,
+}
+
 #[component]
 fn NoteEditor(id: String) -> impl IntoView {
     let connection = use_connection();
     let identity = use_identity();
     let channel = ChannelName::new("notes", &id).expect("checked by the page");
-    let doc = Rc::new(NoteDoc::new(random_client_id()));
-    let client = doc.client_id();
-    let doc = StoredValue::new_local(doc);
+    let copy = copies::copy_of(&id, random_client_id);
+    let client = copy.doc.client_id();
+    let doc = StoredValue::new_local(copy);
     let peers_state = StoredValue::new_local(Peers::new(client));
-    let own = StoredValue::new_local(OwnAwareness::new(client));
     let last_announced = StoredValue::new_local(Vec::<u8>::new());
 
     let title = RwSignal::new(String::new());
@@ -110,8 +139,8 @@ fn NoteEditor(id: String) -> impl IntoView {
                 let (anchor, head) = if backward { (end, start) } else { (start, end) };
                 let doc = doc.get_value();
                 Some(PeerCursor {
-                    anchor: Bytes(doc.sticky(anchor)?),
-                    head: Bytes(doc.sticky(head)?),
+                    anchor: Bytes(doc.sticky(Field::Body, anchor)?),
+                    head: Bytes(doc.sticky(Field::Body, head)?),
                 })
             });
             let me = connection.me.get_untracked();
@@ -131,28 +160,39 @@ fn NoteEditor(id: String) -> impl IntoView {
                 return;
             }
             last_announced.set_value(fingerprint);
-            let update = own.try_update_value(|own| own.encode(Some(&state)));
-            if let Some(update) = update {
-                connection.doc_awareness(&channel, update);
-            }
+            let update = doc.with_value(|copy| copy.awareness.borrow_mut().encode(Some(&state)));
+            connection.doc_awareness(&channel, update);
         }
     };
 
     // --- applying what others did --------------------------------------------
-    let selection = move || -> Option<SavedSelection> {
-        let area = body_ref.get_untracked()?;
-        let start = area.selection_start().ok().flatten()?;
-        let end = area.selection_end().ok().flatten()?;
+    // Selections in both fields, as relative positions, before a remote
+    // update; restored where their text went after it.
+    let selections = move || -> Selections {
         let doc = doc.get_value();
-        Some(SavedSelection {
-            start: doc.sticky(start)?,
-            end: doc.sticky(end)?,
-            backward: area.selection_direction().ok().flatten().as_deref() == Some("backward"),
-        })
+        Selections {
+            body: body_ref.get_untracked().and_then(|area| {
+                SavedSelection::capture(
+                    &doc,
+                    Field::Body,
+                    area.selection_start().ok().flatten()?,
+                    area.selection_end().ok().flatten()?,
+                    area.selection_direction().ok().flatten().as_deref(),
+                )
+            }),
+            title: title_ref.get_untracked().and_then(|input| {
+                SavedSelection::capture(
+                    &doc,
+                    Field::Title,
+                    input.selection_start().ok().flatten()?,
+                    input.selection_end().ok().flatten()?,
+                    input.selection_direction().ok().flatten().as_deref(),
+                )
+            }),
+        }
     };
-    // Puts the document's text into the fields where it differs, keeping
-    // the body's selection where its text went.
-    let show_document = move |saved: Option<SavedSelection>| {
+    // Puts the document's text into the fields where it differs.
+    let show_document = move |saved: Selections| {
         let doc = doc.get_value();
         let new_body = doc.get(Field::Body);
         let new_title = doc.get(Field::Title);
@@ -160,42 +200,41 @@ fn NoteEditor(id: String) -> impl IntoView {
             && area.value() != new_body
         {
             area.set_value(&new_body);
-            if let Some(saved) = saved {
-                let start = doc.resolve(&saved.start).unwrap_or(0);
-                let end = doc.resolve(&saved.end).unwrap_or(start).max(start);
-                let direction = if saved.backward {
-                    "backward"
-                } else {
-                    "forward"
-                };
+            if let Some((start, end, direction)) = saved.body.and_then(|s| s.restore(&doc)) {
                 let _ = area.set_selection_range_with_direction(start, end, direction);
             }
         }
         if let Some(input) = title_ref.get_untracked()
             && input.value() != new_title
         {
-            // A title is short: keep the caret at the same distance from
-            // the end, which is right for the common case of someone else
-            // typing before it.
-            let from_end = input.selection_end().ok().flatten().map(|end| {
-                input.value().encode_utf16().count() as u32
-                    - end.min(input.value().encode_utf16().count() as u32)
-            });
             input.set_value(&new_title);
-            if let Some(from_end) = from_end {
-                let at = (new_title.encode_utf16().count() as u32).saturating_sub(from_end);
-                let _ = input.set_selection_range(at, at);
+            if let Some((start, end, direction)) = saved.title.and_then(|s| s.restore(&doc)) {
+                let _ = input.set_selection_range_with_direction(start, end, direction);
             }
         }
         body.set(new_body);
         title.set(new_title);
     };
 
+    // A copy this tab already holds (edits made before leaving the page,
+    // perhaps offline) shows at once, before the sync.
+    Effect::new(move |_| {
+        if body_ref.get().is_some() && title_ref.get().is_some() {
+            show_document(Selections {
+                body: None,
+                title: None,
+            });
+        }
+    });
+
     let send_update = {
         let channel = channel.clone();
         move |update: Vec<u8>| {
             connection.doc_update(&channel, update, move |result| {
                 save.update(|save| save.answered(result.is_ok()));
+                if save.with_untracked(|save| save.state() == SaveState::Saved) {
+                    doc.get_value().confirmed();
+                }
             });
         }
     };
@@ -204,6 +243,7 @@ fn NoteEditor(id: String) -> impl IntoView {
         let channel = channel.clone();
         let announce = announce.clone();
         let send_update = send_update.clone();
+        let note_id = id.clone();
         connection.join_document(
             &channel,
             move || doc.get_value().state_vector(),
@@ -212,7 +252,7 @@ fn NoteEditor(id: String) -> impl IntoView {
                     update,
                     state_vector,
                 } => {
-                    let saved = selection();
+                    let saved = selections();
                     let doc_now = doc.get_value();
                     if let Err(error) = doc_now.apply_update(&update) {
                         leptos::logging::warn!(
@@ -224,17 +264,19 @@ fn NoteEditor(id: String) -> impl IntoView {
                     peers.set(Vec::new());
                     // What we have and the server lacks: edits made offline,
                     // or sent and never answered.
-                    let missing = doc_now.missing_for(&state_vector).ok().flatten();
+                    let force = save.with_untracked(SaveTracker::must_confirm);
+                    let missing = doc_now.missing_for(&state_vector, force).ok().flatten();
                     save.update(|save| save.resynced(missing.is_some()));
                     if let Some(missing) = missing {
                         send_update(missing);
                     }
                     loaded.set(true);
                     refused.set(None);
+                    doc.with_value(|copy| copy.awareness.borrow_mut().rejoined());
                     announce(true);
                 }
                 DocEvent::Update(update) => {
-                    let saved = selection();
+                    let saved = selections();
                     if doc.get_value().apply_update(&update).is_ok() {
                         show_document(saved);
                     }
@@ -253,7 +295,11 @@ fn NoteEditor(id: String) -> impl IntoView {
                     peers_state.update_value(Peers::clear);
                     peers.set(Vec::new());
                 }
-                DocEvent::Deleted => deleted.set(true),
+                DocEvent::Deleted => {
+                    copies::forget(&note_id);
+                    deleted.set(true);
+                    save.update(SaveTracker::interrupted);
+                }
                 DocEvent::Refused { message, .. } => refused.set(Some(message)),
             },
         );
@@ -263,7 +309,7 @@ fn NoteEditor(id: String) -> impl IntoView {
     let renew = {
         let announce = announce.clone();
         Interval::new(RENEW_EVERY_MS, move || {
-            if save.with_untracked(|save| save.synced) {
+            if save.with_untracked(|save| save.synced) && !deleted.get_untracked() {
                 announce(true);
             }
             let now = js_sys::Date::now();
@@ -275,10 +321,29 @@ fn NoteEditor(id: String) -> impl IntoView {
         })
     };
     let renew = StoredValue::new_local(Some(renew));
+    // Closing the tab with edits the server does not hold yet loses them:
+    // the browser asks first. (Moving between pages keeps them: the copy
+    // stays in this tab.)
+    let unload_guard = window_event_listener(leptos::ev::beforeunload, move |event| {
+        let state = save.with_untracked(SaveTracker::state);
+        if matches!(
+            state,
+            SaveState::Saving | SaveState::NotSaved | SaveState::Offline { unsent: true }
+        ) {
+            event.prevent_default();
+            event.set_return_value("");
+        }
+    });
+    let unload_guard = StoredValue::new_local(Some(unload_guard));
     {
         let channel = channel.clone();
         on_cleanup(move || {
             renew.update_value(|renew| drop(renew.take()));
+            unload_guard.update_value(|guard| {
+                if let Some(guard) = guard.take() {
+                    guard.remove();
+                }
+            });
             connection.leave_document(&channel);
         });
     }

@@ -124,6 +124,7 @@ fn NotesList() -> impl IntoView {
 }
 
 fn fetch_list(connection: Connection, list: RwSignal<NoteList>, error: RwSignal<Option<String>>) {
+    list.update(NoteList::requested);
     connection.request(
         |id| ClientMessage::NoteList { id },
         move |reply| match reply {
