@@ -288,7 +288,7 @@ impl Default for Limits {
             outbound_queue: 1024,
             ping_interval: Duration::from_secs(25),
             connect_timeout: Duration::from_secs(10),
-            read_buffer_size: 4 * 1024,
+            read_buffer_size: 1024,
             write_buffer_size: 8 * 1024,
             max_publish_rate: 20,
             max_command_rate: 200,
@@ -338,6 +338,7 @@ impl Config {
         }
         let mut namespaces = Namespaces::default();
         namespaces.extend(args.namespaces);
+        check_notes_privacy(&namespaces)?;
         let verifier =
             match (&args.jwt_secret, &args.jwt_public_key) {
                 (Some(_), Some(_)) => {
@@ -552,6 +553,22 @@ fn tiles(url: Option<&str>, attribution: Option<String>) -> Result<Tiles, Config
     }
 }
 
+/// Private notes need a private list: `notes_list:all` carries every
+/// note's id and title as it changes, to whoever may subscribe.
+fn check_notes_privacy(namespaces: &Namespaces) -> Result<(), ConfigError> {
+    let is_private = |name: &str| namespaces.get(name).is_some_and(|ns| ns.private);
+    if is_private("notes") && !is_private("notes_list") {
+        return Err(ConfigError::Invalid {
+            name: "namespaces",
+            message: "[namespaces.notes] is private but [namespaces.notes_list] is not: \
+                      the notes list's live events would show every note's id and title \
+                      to anyone; set private = true for notes_list too"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
@@ -647,6 +664,27 @@ mod tests {
         assert_eq!(config.redirect_http, Some("127.0.0.1:80".parse().unwrap()));
         assert!(config.trusted_proxies.trusts("10.1.2.3".parse().unwrap()));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn private_notes_with_a_public_list_are_refused() {
+        let resolve = |file: &str| Config::resolve(toml::from_str::<ServeArgs>(file).unwrap());
+        let private_notes = "[namespaces.notes]\nkind = \"document\"\nprivate = true\n";
+        match resolve(private_notes) {
+            Err(ConfigError::Invalid { name, message }) => {
+                assert_eq!(name, "namespaces");
+                assert!(message.contains("notes_list"), "{message}");
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+        let both = format!(
+            "{private_notes}[namespaces.notes_list]\npublishers = \"server\"\nprivate = true\n"
+        );
+        assert!(resolve(&both).is_ok());
+        // A private list alone is fine: it shows what each may read.
+        assert!(
+            resolve("[namespaces.notes_list]\npublishers = \"server\"\nprivate = true\n").is_ok()
+        );
     }
 
     #[test]

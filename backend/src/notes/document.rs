@@ -43,8 +43,13 @@ pub struct NoteDocument {
     /// document's stored size is bounded.
     snapshot_bytes: usize,
     update_bytes: Vec<(i64, usize)>,
-    /// Awareness client ids each peer announced, to drop them when it goes.
+    /// Awareness client ids each peer announced last (of every client id,
+    /// the peer that announced it last), to drop them when it goes.
     peer_clients: HashMap<PeerId, HashSet<ClientID>>,
+    /// The peer that announced each client id last: a browser that
+    /// reconnects announces its Yjs client id again from a new peer, and
+    /// the old peer's leaving must not remove it.
+    last_announcer: HashMap<ClientID, PeerId>,
 }
 
 impl std::fmt::Debug for NoteDocument {
@@ -95,6 +100,7 @@ impl NoteDocument {
                 .map(|(seq, data)| (*seq, data.len()))
                 .collect(),
             peer_clients: HashMap::new(),
+            last_announcer: HashMap::new(),
         })
     }
 
@@ -213,6 +219,11 @@ impl NoteDocument {
         self.last_seq - self.snapshot_seq
     }
 
+    /// The sequence number the stored snapshot covers.
+    pub fn snapshot_seq(&self) -> i64 {
+        self.snapshot_seq
+    }
+
     pub fn title(&self) -> String {
         let title = self.doc().get_or_insert_text(TITLE);
         title.get_string(&self.doc().transact())
@@ -228,7 +239,6 @@ impl NoteDocument {
     pub fn apply_awareness(&mut self, peer: PeerId, data: &[u8]) -> Result<Vec<u8>, DocumentError> {
         let update = AwarenessUpdate::decode_v1(data)
             .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
-        let clients = self.peer_clients.entry(peer).or_default();
         let mut changed = HashMap::new();
         for (client, entry) in update.clients {
             let stale = self
@@ -238,12 +248,21 @@ impl NoteDocument {
             if stale {
                 continue;
             }
+            // Whoever announced the id before no longer owns it.
+            if let Some(previous) = self.last_announcer.remove(&client)
+                && let Some(clients) = self.peer_clients.get_mut(&previous)
+            {
+                clients.remove(&client);
+                if clients.is_empty() {
+                    self.peer_clients.remove(&previous);
+                }
+            }
             if entry.json.as_ref() == "null" {
                 self.awareness.remove(&client);
-                clients.remove(&client);
             } else {
                 self.awareness.insert(client, entry.clone());
-                clients.insert(client);
+                self.last_announcer.insert(client, peer);
+                self.peer_clients.entry(peer).or_default().insert(client);
             }
             changed.insert(client, entry);
         }
@@ -260,11 +279,19 @@ impl NoteDocument {
         })
     }
 
-    /// Forgets a peer's awareness states; returns the removal to broadcast.
+    /// Forgets the awareness states a peer announced last; returns the
+    /// removal to broadcast. A client id announced since by another peer
+    /// (the same browser, reconnected) stays. As y-protocols'
+    /// `removeAwarenessStates` does, the removal carries the clock plus one
+    /// and a null state.
     pub fn remove_peer(&mut self, peer: PeerId) -> Option<Vec<u8>> {
         let clients = self.peer_clients.remove(&peer)?;
         let mut removed = HashMap::new();
         for client in clients {
+            if self.last_announcer.get(&client) != Some(&peer) {
+                continue;
+            }
+            self.last_announcer.remove(&client);
             if let Some(entry) = self.awareness.remove(&client) {
                 removed.insert(
                     client,
@@ -394,6 +421,81 @@ mod tests {
         let restored = NoteDocument::restore(Some(&snapshot), seq, &[(2, second)]).unwrap();
         assert_eq!(restored.body(), "one two");
         assert_eq!(restored.updates_since_snapshot(), 1);
+    }
+
+    fn awareness(entries: &[(u64, u32, &str)]) -> Vec<u8> {
+        AwarenessUpdate {
+            clients: entries
+                .iter()
+                .map(|(client, clock, json)| {
+                    (
+                        ClientID::new(*client),
+                        AwarenessUpdateEntry {
+                            clock: *clock,
+                            json: (*json).into(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+        .encode_v1()
+    }
+
+    fn states(encoded: &[u8]) -> Vec<(u64, u32, String)> {
+        let mut states: Vec<_> = AwarenessUpdate::decode_v1(encoded)
+            .unwrap()
+            .clients
+            .into_iter()
+            .map(|(client, entry)| (client.get(), entry.clock, entry.json.to_string()))
+            .collect();
+        states.sort();
+        states
+    }
+
+    #[test]
+    fn a_leaving_peer_removes_only_the_client_ids_it_announced_last() {
+        let mut note = NoteDocument::empty();
+        let (old_session, new_session) = (1, 2);
+        note.apply_awareness(
+            old_session,
+            &awareness(&[(7, 1, "{\"a\":1}"), (8, 1, "{}")]),
+        )
+        .unwrap();
+        // The same browser, reconnected: its Yjs client id 7 again, from a
+        // new session, before the old one is noticed gone.
+        note.apply_awareness(new_session, &awareness(&[(7, 2, "{\"a\":2}")]))
+            .unwrap();
+        let removal = note.remove_peer(old_session).expect("8 is removed");
+        assert_eq!(states(&removal), [(8, 2, "null".to_owned())]);
+        assert_eq!(
+            states(&note.awareness_state().unwrap()),
+            [(7, 2, "{\"a\":2}".to_owned())]
+        );
+        assert_eq!(note.remove_peer(old_session), None, "already gone");
+        let removal = note.remove_peer(new_session).expect("7 is removed");
+        assert_eq!(states(&removal), [(7, 3, "null".to_owned())]);
+        assert_eq!(note.awareness_state(), None);
+    }
+
+    #[test]
+    fn a_client_id_nulled_by_its_owner_is_not_removed_again() {
+        let mut note = NoteDocument::empty();
+        note.apply_awareness(1, &awareness(&[(7, 1, "{}")]))
+            .unwrap();
+        note.apply_awareness(1, &awareness(&[(7, 2, "null")]))
+            .unwrap();
+        assert_eq!(note.awareness_state(), None);
+        assert_eq!(note.remove_peer(1), None);
+        // A stale announcement from another peer changes no ownership.
+        note.apply_awareness(1, &awareness(&[(9, 5, "{}")]))
+            .unwrap();
+        note.apply_awareness(2, &awareness(&[(9, 4, "{\"old\":1}")]))
+            .unwrap();
+        assert_eq!(note.remove_peer(2), None);
+        assert_eq!(
+            states(&note.remove_peer(1).unwrap()),
+            [(9, 6, "null".to_owned())]
+        );
     }
 
     proptest! {

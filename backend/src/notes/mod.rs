@@ -15,11 +15,24 @@
 //! then the open note is dropped from the registry and marked deleted, its
 //! peers are told and let go, and whatever still holds the handle is
 //! refused.
+//!
+//! An edit is applied in memory and relayed before it is stored. When its
+//! store write fails (or a compaction does), the document holds something
+//! the store may not: the note is marked `needs_snapshot`, and from then
+//! on no update of it is acknowledged before a snapshot of the whole
+//! document is stored; nor is it unloaded before one is. An update is
+//! acknowledged only once every edit applied before it has been written
+//! or has failed (and then been covered by that snapshot).
+//!
+//! Joining a note, or the server's own edit of it, happens only on the
+//! handle registered for it, checked under the registry's lock: unloading
+//! removes only a handle without peers under the same lock, so nobody
+//! joins a note that is no longer registered.
 
 pub mod document;
 pub mod list_events;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -39,7 +52,7 @@ pub use list_events::Listener as ListListener;
 use crate::hub::outbox::{Frame, Outbox, PushError};
 use crate::hub::unix_time_ms;
 use crate::store::{NoteStatus, Store, StoreError};
-use list_events::Announcer;
+use list_events::{Announcer, Current};
 
 /// Limits and timings for notes.
 #[derive(Debug, Clone)]
@@ -161,6 +174,15 @@ pub struct NoteHandle {
     /// its peers are let go); checked under the document's lock by
     /// everything that would use it.
     deleted: AtomicBool,
+    /// Woken whenever an edit's store write ends (see
+    /// [`Loaded::unsettled`]).
+    settled: Notify,
+    /// Snapshot writes, one at a time: each takes the document as it is
+    /// when its turn comes, so a later one never covers less.
+    snapshot_writes: tokio::sync::Mutex<()>,
+    /// Title writes, one at a time: each writes the newest title when its
+    /// turn comes, so the last one written is the newest.
+    title_writes: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -171,29 +193,54 @@ struct Loaded {
     /// When an edit was last stored (milliseconds since the epoch; 0 before
     /// the first since loading).
     updated_at: u64,
-    compacting: bool,
+    /// Whether the store's title may differ from `title`: changed since it
+    /// was last written, or its write failed (the next edit writes it).
+    title_unstored: bool,
+    /// Edits applied in memory whose store write has not ended, by
+    /// sequence number.
+    unsettled: BTreeSet<i64>,
+    /// Set when a store write failed (an update not appended, a snapshot
+    /// not written): the store may lack edits the document has, up to this
+    /// sequence number. Cleared by a snapshot covering it; until then no
+    /// update is acknowledged without one.
+    needs_snapshot: Option<i64>,
 }
 
 impl Loaded {
-    /// Bookkeeping after an edit was applied: the title, and a compaction
-    /// if one is due.
-    fn after_edit(&mut self, seq: i64, compact_every: i64) -> Applied {
+    fn new(document: NoteDocument, updated_at: u64) -> Self {
+        Self {
+            title: document.title(),
+            document,
+            peers: HashMap::new(),
+            updated_at,
+            // Not known to match: a crash may have come between an edit's
+            // append and its title's write. The first edit writes it.
+            title_unstored: true,
+            unsettled: BTreeSet::new(),
+            needs_snapshot: None,
+        }
+    }
+
+    /// Bookkeeping after an edit was applied: the title, the edit's store
+    /// write to come.
+    fn after_edit(&mut self, seq: i64) -> Applied {
         let title = self.document.title();
         let title_changed = title != self.title;
         if title_changed {
             self.title.clone_from(&title);
+            self.title_unstored = true;
         }
-        let compact = (!self.compacting && self.document.updates_since_snapshot() >= compact_every)
-            .then(|| {
-                self.compacting = true;
-                self.document.snapshot()
-            });
+        self.unsettled.insert(seq);
         Applied {
             seq,
             title,
             title_changed,
-            compact,
         }
+    }
+
+    /// Records that the store may lack the edits up to `seq`.
+    fn store_lacks(&mut self, seq: i64) {
+        self.needs_snapshot = Some(self.needs_snapshot.map_or(seq, |known| known.max(seq)));
     }
 }
 
@@ -202,8 +249,48 @@ struct Applied {
     seq: i64,
     title: String,
     title_changed: bool,
-    /// A snapshot to store, and the sequence number it covers.
-    compact: Option<(Vec<u8>, i64)>,
+}
+
+/// An edit whose store write is under way. However the write ends
+/// (stored, failed, or abandoned because the task was dropped), the edit
+/// is settled: a write not known to be stored marks the note
+/// `needs_snapshot`, and whoever waits for it is woken.
+struct Settling<'a> {
+    handle: &'a NoteHandle,
+    seq: i64,
+    stored: bool,
+}
+
+impl Settling<'_> {
+    fn settle(mut self, stored: bool) {
+        self.stored = stored;
+    }
+}
+
+impl Drop for Settling<'_> {
+    fn drop(&mut self) {
+        {
+            let mut loaded = self.handle.lock();
+            loaded.unsettled.remove(&self.seq);
+            // A snapshot written meanwhile may cover it already.
+            if !self.stored && self.seq > loaded.document.snapshot_seq() {
+                loaded.store_lacks(self.seq);
+            }
+        }
+        self.handle.settled.notify_waiters();
+    }
+}
+
+/// What an attempt to unload a note came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unloading {
+    Unloaded,
+    /// In use (or deleted, or unloaded already): whoever stops using it
+    /// schedules the next attempt.
+    Kept,
+    /// Its snapshot could not be written: it stays loaded, and is tried
+    /// again later.
+    Retry,
 }
 
 /// How an edit is announced to the notes list.
@@ -292,6 +379,9 @@ impl Notes {
                     id: id.to_owned(),
                     loaded: OnceCell::new(),
                     deleted: AtomicBool::new(false),
+                    settled: Notify::new(),
+                    snapshot_writes: tokio::sync::Mutex::new(()),
+                    title_writes: tokio::sync::Mutex::new(()),
                 })
             })
             .clone();
@@ -307,14 +397,10 @@ impl Notes {
                     stored.snapshot_seq,
                     &stored.updates,
                 )?;
-                let title = document.title();
-                Ok::<_, NotesError>(Mutex::new(Loaded {
+                Ok::<_, NotesError>(Mutex::new(Loaded::new(
                     document,
-                    peers: HashMap::new(),
-                    title,
-                    updated_at: if created { now_ms } else { 0 },
-                    compacting: false,
-                }))
+                    if created { now_ms } else { 0 },
+                )))
             })
             .await;
         if let Err(NotesError::Deleted) = loaded {
@@ -380,7 +466,7 @@ impl Notes {
             // The title lives in the document, where editors see it; the
             // rename announces the new note.
             let handle = self.open(id).await?;
-            return self.retitle(&handle, title).await;
+            return self.retitle(handle, title).await;
         }
         let note = NoteSummary {
             id: id.to_owned(),
@@ -402,31 +488,36 @@ impl Notes {
             return Err(NotesError::InvalidTitle);
         }
         let handle = self.open_existing(id).await?;
-        self.retitle(&handle, title).await
+        self.retitle(handle, title).await
     }
 
     /// The server's own edit of the `title` text, replacing it whole:
     /// relayed, stored and announced like a peer's update.
     async fn retitle(
         self: &Arc<Self>,
-        handle: &Arc<NoteHandle>,
+        mut handle: Arc<NoteHandle>,
         title: &str,
     ) -> Result<NoteSummary, NotesError> {
-        let (update, edit) = {
-            let mut loaded = handle.lock_live()?;
-            let (seq, update) = loaded.document.replace_title(
-                title,
-                self.limits.max_update_bytes,
-                self.limits.max_document_bytes,
-            )?;
-            relay(&loaded.peers, None, &update, Relay::Update);
-            (update, loaded.after_edit(seq, self.limits.compact_every))
+        let (update, edit) = loop {
+            // On the registered handle only: an edit of one unloaded since
+            // it was opened would reach no editor.
+            if let Some(mut loaded) = self.lock_registered(&handle)? {
+                let (seq, update) = loaded.document.replace_title(
+                    title,
+                    self.limits.max_update_bytes,
+                    self.limits.max_document_bytes,
+                )?;
+                relay(&loaded.peers, None, &update, Relay::Update);
+                break (update, loaded.after_edit(seq));
+            }
+            // Deleted meanwhile: `open` refuses it.
+            handle = self.open(&handle.id).await?;
         };
         let stored = self
-            .store_edit(handle, edit, &update, Announce::AtOnce)
+            .store_edit(&handle, edit, &update, Announce::AtOnce)
             .await;
         // Opened for the rename alone, the note must not stay loaded.
-        self.unload_when_idle(handle);
+        self.unload_when_idle(&handle);
         stored
     }
 
@@ -469,23 +560,49 @@ impl Notes {
         self.next_peer.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Adds a `/ws` peer and answers its sync step 1.
-    pub fn join_ws(
+    /// The note's lock if `handle` is still the one registered for it
+    /// (`None`: unloaded or deleted since it was opened). Checked under the
+    /// registry's lock, which unloading holds while it checks for peers and
+    /// removes the handle: a peer added under this lock is seen there.
+    fn lock_registered<'h>(
         &self,
-        handle: &NoteHandle,
+        handle: &'h NoteHandle,
+    ) -> Result<Option<MutexGuard<'h, Loaded>>, NotesError> {
+        let open = self.open_map();
+        let registered = open
+            .get(&handle.id)
+            .is_some_and(|current| std::ptr::eq(Arc::as_ptr(current), handle));
+        if !registered {
+            return Ok(None);
+        }
+        let loaded = handle.lock_live()?;
+        drop(open);
+        Ok(Some(loaded))
+    }
+
+    /// Adds a `/ws` peer and answers its sync step 1. If the note was
+    /// unloaded since `handle` was opened, it is opened again and `handle`
+    /// replaced: a peer only joins the registered handle.
+    pub async fn join_ws(
+        &self,
+        handle: &mut Arc<NoteHandle>,
         sink: PeerSink,
         state_vector: &[u8],
     ) -> Result<Joined, NotesError> {
-        let mut loaded = handle.lock_live()?;
-        let (update, server_vector) = loaded.document.sync_step1(state_vector)?;
-        let peer = self.next_peer_id();
-        loaded.peers.insert(peer, sink);
-        Ok(Joined {
-            peer,
-            update,
-            state_vector: server_vector,
-            awareness: loaded.document.awareness_state(),
-        })
+        loop {
+            if let Some(mut loaded) = self.lock_registered(handle)? {
+                let (update, server_vector) = loaded.document.sync_step1(state_vector)?;
+                let peer = self.next_peer_id();
+                loaded.peers.insert(peer, sink);
+                return Ok(Joined {
+                    peer,
+                    update,
+                    state_vector: server_vector,
+                    awareness: loaded.document.awareness_state(),
+                });
+            }
+            *handle = self.open(&handle.id).await?;
+        }
     }
 
     /// A joined `/ws` peer's repeated sync step 1: what it lacks, and our
@@ -499,24 +616,29 @@ impl Notes {
     }
 
     /// Adds a `/yjs` peer; returns its id and the server's opening frames
-    /// (sync step 1 and the current awareness).
-    pub fn join_yjs(
+    /// (sync step 1 and the current awareness). Like [`Self::join_ws`], on
+    /// the registered handle only (`handle` is replaced if need be).
+    pub async fn join_yjs(
         &self,
-        handle: &NoteHandle,
+        handle: &mut Arc<NoteHandle>,
         sink: YjsSink,
     ) -> Result<(PeerId, Vec<Vec<u8>>), NotesError> {
-        let mut loaded = handle.lock_live()?;
-        let peer = self.next_peer_id();
-        loaded.peers.insert(peer, PeerSink::Yjs(sink));
-        let step1 = SyncWire::Sync(SyncMessage::SyncStep1(yrs::ReadTxn::state_vector(
-            &yrs::Transact::transact(loaded.document.doc()),
-        )))
-        .encode_v1();
-        let mut frames = vec![step1];
-        if let Some(awareness) = loaded.document.awareness_state() {
-            frames.push(y_awareness_frame(&awareness));
+        loop {
+            if let Some(mut loaded) = self.lock_registered(handle)? {
+                let peer = self.next_peer_id();
+                loaded.peers.insert(peer, PeerSink::Yjs(sink));
+                let step1 = SyncWire::Sync(SyncMessage::SyncStep1(yrs::ReadTxn::state_vector(
+                    &yrs::Transact::transact(loaded.document.doc()),
+                )))
+                .encode_v1();
+                let mut frames = vec![step1];
+                if let Some(awareness) = loaded.document.awareness_state() {
+                    frames.push(y_awareness_frame(&awareness));
+                }
+                return Ok((peer, frames));
+            }
+            *handle = self.open(&handle.id).await?;
         }
-        Ok((peer, frames))
     }
 
     /// A `/yjs` peer's sync step 1: the step 2 to send back.
@@ -531,7 +653,8 @@ impl Notes {
     }
 
     /// Applies a peer's update, relays it to the others, and stores it.
-    /// Returns once it is durable: only then may it be acknowledged.
+    /// Returns once it is durable, with everything applied before it: only
+    /// then may it be acknowledged.
     pub async fn update(
         self: &Arc<Self>,
         handle: &Arc<NoteHandle>,
@@ -546,65 +669,148 @@ impl Notes {
                 self.limits.max_document_bytes,
             )?;
             relay(&loaded.peers, Some(from), data, Relay::Update);
-            loaded.after_edit(seq, self.limits.compact_every)
+            loaded.after_edit(seq)
         };
         self.store_edit(handle, edit, data, Announce::AsEdited)
             .await
             .map(drop)
     }
 
-    /// Stores an applied edit (the update, the title if it changed, a
-    /// snapshot if one is due) and announces it to the list. Returns the
-    /// note as this edit left it.
+    /// Stores an applied edit (the update, the title if the store's may be
+    /// stale, a snapshot of everything if the store may lack an earlier
+    /// edit, another if one is due) and announces it to the list. Returns
+    /// the note as this edit left it, once the store holds the edit and
+    /// every one applied before it.
     async fn store_edit(
         &self,
-        handle: &NoteHandle,
+        handle: &Arc<NoteHandle>,
         edit: Applied,
         update: &[u8],
         announce: Announce,
     ) -> Result<NoteSummary, NotesError> {
-        let now_ms = unix_time_ms();
-        let stored = async {
-            self.store
-                .append_update(&handle.id, edit.seq, update, now_ms as i64)
-                .await?;
-            if edit.title_changed {
-                self.store.set_title(&handle.id, &edit.title).await?;
-            }
-            Ok::<_, StoreError>(())
+        // Created before the first await: settled even if this is dropped.
+        let settling = Settling {
+            handle,
+            seq: edit.seq,
+            stored: false,
         };
-        if let Err(error) = stored.await {
-            if edit.compact.is_some() {
-                // The snapshot was not stored: a later edit takes another.
-                handle.lock().compacting = false;
-            }
-            return Err(error.into());
-        }
+        let now_ms = unix_time_ms();
+        let appended = self
+            .store
+            .append_update(&handle.id, edit.seq, update, now_ms as i64)
+            .await;
+        settling.settle(appended.is_ok());
+        appended?;
+        self.store_title(handle).await?;
+        // What was applied before this edit has been stored or has failed;
+        // if the store may lack any of it, the whole document goes first.
+        self.settled_before(handle, edit.seq).await;
+        self.snapshot_if_needed(handle).await?;
         {
             let mut loaded = handle.lock();
             loaded.updated_at = loaded.updated_at.max(now_ms);
         }
         let now = Instant::now();
-        let current = || handle.summary();
         if edit.title_changed || announce == Announce::AtOnce {
-            self.announcer.changed(&handle.id, now, current);
+            self.announcer.changed(&handle.id, now, || handle.summary());
         } else {
+            let current: Current = {
+                let handle = handle.clone();
+                Arc::new(move || handle.summary())
+            };
             self.announcer.edited(&handle.id, now, current);
         }
-        if let Some((snapshot, upto)) = edit.compact {
-            let result = self.store.compact(&handle.id, &snapshot, upto).await;
-            let mut loaded = handle.lock();
-            loaded.compacting = false;
-            if result.is_ok() {
-                loaded.document.compacted(snapshot.len(), upto);
+        if handle.lock().document.updates_since_snapshot() >= self.limits.compact_every {
+            // Housekeeping: skipped while another snapshot is being written.
+            if let Ok(turn) = handle.snapshot_writes.try_lock() {
+                self.write_snapshot(handle, Some(turn)).await?;
             }
-            result?;
         }
         Ok(NoteSummary {
             id: handle.id.clone(),
             title: edit.title,
             updated_at: now_ms,
         })
+    }
+
+    /// Waits until every edit applied before `seq` has been stored or has
+    /// failed.
+    async fn settled_before(&self, handle: &NoteHandle, seq: i64) {
+        loop {
+            let settled = handle.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if handle.lock().unsettled.range(..seq).next().is_none() {
+                return;
+            }
+            settled.await;
+        }
+    }
+
+    /// Writes the note's newest title if the store's may differ. A failed
+    /// write leaves it marked, for the next edit to write again.
+    async fn store_title(&self, handle: &NoteHandle) -> Result<(), StoreError> {
+        if !handle.lock().title_unstored {
+            return Ok(());
+        }
+        let _turn = handle.title_writes.lock().await;
+        let title = {
+            let loaded = handle.lock();
+            if !loaded.title_unstored {
+                return Ok(());
+            }
+            loaded.title.clone()
+        };
+        self.store.set_title(&handle.id, &title).await?;
+        let mut loaded = handle.lock();
+        // Changed again meanwhile: its own edit writes it next.
+        if loaded.title == title {
+            loaded.title_unstored = false;
+        }
+        Ok(())
+    }
+
+    /// Stores a snapshot of the whole document if the store may lack an
+    /// edit it holds (unless one written while this waited its turn
+    /// covered it).
+    async fn snapshot_if_needed(&self, handle: &NoteHandle) -> Result<(), StoreError> {
+        if handle.lock().needs_snapshot.is_none() {
+            return Ok(());
+        }
+        let turn = handle.snapshot_writes.lock().await;
+        if handle.lock().needs_snapshot.is_none() {
+            return Ok(());
+        }
+        self.write_snapshot(handle, Some(turn)).await
+    }
+
+    /// Stores a snapshot of the whole document as it is when this write's
+    /// turn comes (`turn`: taken already), folding in every update up to
+    /// the newest. Success clears `needs_snapshot` as far as the snapshot
+    /// covers; failure sets it.
+    async fn write_snapshot(
+        &self,
+        handle: &NoteHandle,
+        turn: Option<tokio::sync::MutexGuard<'_, ()>>,
+    ) -> Result<(), StoreError> {
+        let _turn = match turn {
+            Some(turn) => turn,
+            None => handle.snapshot_writes.lock().await,
+        };
+        let (data, upto) = handle.lock().document.snapshot();
+        let written = self.store.compact(&handle.id, &data, upto).await;
+        let mut loaded = handle.lock();
+        match &written {
+            Ok(()) => {
+                loaded.document.compacted(data.len(), upto);
+                if loaded.needs_snapshot.is_some_and(|seq| seq <= upto) {
+                    loaded.needs_snapshot = None;
+                }
+            }
+            Err(StoreError::NoteDeleted) => {}
+            Err(_) => loaded.store_lacks(upto),
+        }
+        written
     }
 
     /// Applies and relays a peer's awareness update.
@@ -638,7 +844,8 @@ impl Notes {
         }
     }
 
-    /// Unloads the note after the grace period if nobody has it open then.
+    /// Unloads the note after the grace period if nobody has it open then
+    /// (trying again while its snapshot cannot be written).
     fn unload_when_idle(self: &Arc<Self>, handle: &Arc<NoteHandle>) {
         if !handle.lock().peers.is_empty() {
             return;
@@ -646,41 +853,49 @@ impl Notes {
         let notes = self.clone();
         let handle = handle.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(notes.limits.unload_after).await;
-            notes.unload_if_idle(&handle).await;
+            loop {
+                tokio::time::sleep(notes.limits.unload_after).await;
+                if notes.unload_if_idle(&handle).await != Unloading::Retry {
+                    return;
+                }
+            }
         });
     }
 
-    /// Unloads a note nobody has open, compacting it first so that the
-    /// next load is one read. Someone joining (or writing) meanwhile keeps
-    /// it loaded; their leaving schedules the next attempt.
-    async fn unload_if_idle(&self, handle: &Arc<NoteHandle>) {
+    /// Unloads a note nobody has open, writing a snapshot first so that
+    /// the next load is one read. Someone joining (or writing) meanwhile
+    /// keeps it loaded; their leaving schedules the next attempt. A note
+    /// whose store may lack an edit (`needs_snapshot`) is unloaded only
+    /// after its snapshot is written.
+    async fn unload_if_idle(&self, handle: &Arc<NoteHandle>) -> Unloading {
         let is_idle = |open: &HashMap<String, Arc<NoteHandle>>, loaded: &Loaded| {
             open.get(&handle.id)
                 .is_some_and(|current| Arc::ptr_eq(current, handle))
                 && loaded.peers.is_empty()
-                && !loaded.compacting
+                && loaded.unsettled.is_empty()
         };
-        let snapshot = {
+        let snapshot_due = {
             let open = self.open_map();
             let loaded = handle.lock();
             if !is_idle(&open, &loaded) {
-                return;
+                return Unloading::Kept;
             }
-            (loaded.document.updates_since_snapshot() > 0).then(|| loaded.document.snapshot())
+            loaded.document.updates_since_snapshot() > 0 || loaded.needs_snapshot.is_some()
         };
-        if let Some((data, upto)) = snapshot {
-            if let Err(error) = self.store.compact(&handle.id, &data, upto).await {
-                tracing::warn!(note = %handle.id, %error, "compaction before unloading failed; the note stays loaded");
-                return;
-            }
-            handle.lock().document.compacted(data.len(), upto);
+        if snapshot_due && let Err(error) = self.write_snapshot(handle, None).await {
+            tracing::warn!(note = %handle.id, %error, "snapshot before unloading failed; the note stays loaded");
+            return Unloading::Retry;
         }
         let mut open = self.open_map();
         let loaded = handle.lock();
-        if is_idle(&open, &loaded) && loaded.document.updates_since_snapshot() == 0 {
+        if is_idle(&open, &loaded)
+            && loaded.document.updates_since_snapshot() == 0
+            && loaded.needs_snapshot.is_none()
+        {
             open.remove(&handle.id);
+            return Unloading::Unloaded;
         }
+        Unloading::Kept
     }
 
     pub fn awareness_state(&self, handle: &NoteHandle) -> Option<Vec<u8>> {
@@ -816,4 +1031,259 @@ pub fn y_awareness_frame(update: &[u8]) -> Vec<u8> {
     encoder.write_var(1u8);
     encoder.write_buf(update);
     encoder.to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The registry's rules in plain code over a real SQLite store. Store
+    //! failures are real too: triggers in the database make SQLite refuse
+    //! a write, as a full disk or a broken file would.
+
+    use std::path::PathBuf;
+
+    use sqlx::AssertSqlSafe;
+    use yrs::{Text, Transact};
+
+    use super::*;
+
+    /// A note store in a directory of its own, removed afterwards.
+    struct TestStore {
+        dir: PathBuf,
+        store: Store,
+    }
+
+    impl TestStore {
+        async fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "rookery-notes-{name}-{}-{:x}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let store = Store::open_sqlite(&dir).await.unwrap();
+            Self { dir, store }
+        }
+
+        fn pool(&self) -> &sqlx::SqlitePool {
+            match &self.store {
+                Store::Sqlite(pool) => pool,
+                Store::Postgres(_) => unreachable!(),
+            }
+        }
+
+        /// From now on SQLite refuses every row written to `table`.
+        async fn refuse(&self, table: &str) {
+            let sql = format!(
+                "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(self.pool())
+                .await
+                .unwrap();
+        }
+
+        async fn allow(&self, table: &str) {
+            let sql = format!("DROP TRIGGER refuse_{table}");
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(self.pool())
+                .await
+                .unwrap();
+        }
+
+        /// The body as the store holds it (what a restart would load).
+        async fn stored_body(&self, id: &str) -> String {
+            let stored = self.store.load(id).await.unwrap();
+            NoteDocument::restore(
+                stored.snapshot.as_deref(),
+                stored.snapshot_seq,
+                &stored.updates,
+            )
+            .unwrap()
+            .body()
+        }
+    }
+
+    impl Drop for TestStore {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn notes(store: &TestStore) -> Arc<Notes> {
+        Arc::new(Notes::new(store.store.clone(), NoteLimits::default()))
+    }
+
+    /// A client's copy of a note, typing.
+    struct Typist(yrs::Doc);
+
+    impl Typist {
+        fn new() -> Self {
+            Self(document::new_doc())
+        }
+
+        /// Appends `text` to the body; returns the update.
+        fn type_text(&self, text: &str) -> Vec<u8> {
+            let body = self.0.get_or_insert_text(BODY);
+            let mut txn = self.0.transact_mut();
+            let end = body.len(&txn);
+            body.insert(&mut txn, end, text);
+            txn.encode_update_v1()
+        }
+    }
+
+    fn yjs_sink() -> (YjsSink, mpsc::Receiver<YjsOut>) {
+        let (frames, received) = mpsc::channel(64);
+        let sink = YjsSink {
+            frames,
+            slow: Arc::new((AtomicBool::new(false), Notify::new())),
+        };
+        (sink, received)
+    }
+
+    fn is_registered(notes: &Notes, handle: &Arc<NoteHandle>) -> bool {
+        notes
+            .open_map()
+            .get(&handle.id)
+            .is_some_and(|current| Arc::ptr_eq(current, handle))
+    }
+
+    #[tokio::test]
+    async fn a_handle_unloaded_since_it_was_opened_takes_no_peer() {
+        let store = TestStore::new("stale").await;
+        let notes = notes(&store);
+        let stale = notes.open("n").await.unwrap();
+        // The window: the note is unloaded after a session opened it and
+        // before it joins.
+        assert_eq!(notes.unload_if_idle(&stale).await, Unloading::Unloaded);
+        assert_eq!(notes.n_open(), 0);
+        assert!(notes.lock_registered(&stale).unwrap().is_none());
+
+        let mut handle = stale.clone();
+        let (sink, mut frames) = yjs_sink();
+        notes.join_yjs(&mut handle, sink).await.unwrap();
+        assert!(!Arc::ptr_eq(&handle, &stale), "opened again");
+        assert!(is_registered(&notes, &handle));
+        // A handle with a peer is never unloaded, so the peer hears of the
+        // deletion.
+        assert_eq!(notes.unload_if_idle(&handle).await, Unloading::Kept);
+        notes.delete("n").await.unwrap();
+        loop {
+            match frames.recv().await.expect("the sink is closed") {
+                YjsOut::Close(code, _) => {
+                    assert_eq!(code, CloseCode::Normal);
+                    break;
+                }
+                YjsOut::Frame(_) => {}
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn joining_and_unloading_at_once_never_leave_a_peer_on_an_orphan() {
+        let store = TestStore::new("race").await;
+        let notes = notes(&store);
+        for _ in 0..200 {
+            let handle = notes.open("n").await.unwrap();
+            let unloading = tokio::spawn({
+                let (notes, handle) = (notes.clone(), handle.clone());
+                async move { notes.unload_if_idle(&handle).await }
+            });
+            let joining = tokio::spawn({
+                let notes = notes.clone();
+                async move {
+                    let mut handle = handle;
+                    let (sink, frames) = yjs_sink();
+                    let (peer, _) = notes.join_yjs(&mut handle, sink).await.unwrap();
+                    (handle, peer, frames)
+                }
+            });
+            let (handle, peer, _frames) = joining.await.unwrap();
+            unloading.await.unwrap();
+            assert!(
+                is_registered(&notes, &handle),
+                "joined an unregistered note"
+            );
+            notes.leave(&handle, peer);
+            assert_eq!(notes.unload_if_idle(&handle).await, Unloading::Unloaded);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_note_the_store_lacks_an_edit_of_is_unloaded_only_after_its_snapshot() {
+        let store = TestStore::new("unload").await;
+        let notes = notes(&store);
+        let handle = notes.open("n").await.unwrap();
+        let typist = Typist::new();
+        notes
+            .update(&handle, 0, &typist.type_text("kept "))
+            .await
+            .unwrap();
+        store.refuse("note_updates").await;
+        store.refuse("note_snapshots").await;
+        let refused = notes.update(&handle, 0, &typist.type_text("at risk")).await;
+        assert!(matches!(refused, Err(NotesError::Store(_))), "{refused:?}");
+        assert_eq!(handle.lock().needs_snapshot, Some(2));
+
+        assert_eq!(notes.unload_if_idle(&handle).await, Unloading::Retry);
+        assert!(
+            is_registered(&notes, &handle),
+            "kept: the store lacks an edit"
+        );
+        assert_eq!(store.stored_body("n").await, "kept ");
+
+        store.allow("note_snapshots").await;
+        assert_eq!(notes.unload_if_idle(&handle).await, Unloading::Unloaded);
+        assert_eq!(notes.n_open(), 0);
+        assert_eq!(store.stored_body("n").await, "kept at risk");
+    }
+
+    #[tokio::test]
+    async fn an_edit_whose_write_was_abandoned_is_stored_before_the_next_ack() {
+        let store = TestStore::new("abandoned").await;
+        let notes = notes(&store);
+        let handle = notes.open("n").await.unwrap();
+        let typist = Typist::new();
+        notes
+            .update(&handle, 0, &typist.type_text("kept "))
+            .await
+            .unwrap();
+
+        // Another connection holds the database's write lock: the next
+        // append waits for it, and its task is dropped while it waits (as
+        // a session's is when its socket goes).
+        let mut blocker = store.pool().acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        let abandoned = tokio::spawn({
+            let (notes, handle) = (notes.clone(), handle.clone());
+            let update = typist.type_text("abandoned ");
+            async move { notes.update(&handle, 0, &update).await }
+        });
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while notes.body(&handle) != "kept abandoned " {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the edit is applied");
+        assert!(!abandoned.is_finished(), "waiting for the write lock");
+        abandoned.abort();
+        assert!(abandoned.await.unwrap_err().is_cancelled());
+        sqlx::query("ROLLBACK")
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        drop(blocker);
+        assert_eq!(handle.lock().needs_snapshot, Some(2));
+
+        notes
+            .update(&handle, 0, &typist.type_text("next"))
+            .await
+            .unwrap();
+        assert_eq!(store.stored_body("n").await, "kept abandoned next");
+        assert_eq!(handle.lock().needs_snapshot, None);
+    }
 }

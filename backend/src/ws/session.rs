@@ -187,7 +187,7 @@ impl Session {
                 channel,
                 state_vector,
             } => {
-                let (handle, peer) = match self.joined_document(&channel)? {
+                let (mut handle, peer) = match self.joined_document(&channel)? {
                     Some(joined) => joined,
                     None => {
                         let handle = self.open_document(connection_id, &channel).await?;
@@ -213,8 +213,10 @@ impl Session {
                     outbox: self.outbox.clone(),
                     channel: channel.clone(),
                 };
+                // Replaces the handle if the note was unloaded meanwhile.
                 let joined = notes
-                    .join_ws(&handle, sink, &state_vector.0)
+                    .join_ws(&mut handle, sink, &state_vector.0)
+                    .await
                     .map_err(|error| note_error(&error))?;
                 self.documents
                     .insert(channel.clone(), (handle, joined.peer));

@@ -116,7 +116,7 @@ async fn serve(socket: WebSocket, state: AppState, client_ip: IpAddr, note: Stri
         return;
     };
     let notes = state.notes.clone();
-    let handle = match notes.open(&note).await {
+    let mut handle = match notes.open(&note).await {
         Ok(handle) => handle,
         Err(NotesError::Deleted) => {
             let _ = sink.send(close(DELETED.0, DELETED.1)).await;
@@ -136,10 +136,20 @@ async fn serve(socket: WebSocket, state: AppState, client_ip: IpAddr, note: Stri
         frames: frames_tx,
         slow: slow.clone(),
     };
-    let Ok((peer, opening)) = notes.join_yjs(&handle, peer_sink.clone()) else {
-        // The only refusal: deleted since it was opened.
-        let _ = sink.send(close(DELETED.0, DELETED.1)).await;
-        return;
+    // Replaces the handle if the note was unloaded meanwhile.
+    let (peer, opening) = match notes.join_yjs(&mut handle, peer_sink.clone()).await {
+        Ok(joined) => joined,
+        Err(NotesError::Deleted) => {
+            let _ = sink.send(close(DELETED.0, DELETED.1)).await;
+            return;
+        }
+        Err(error) => {
+            tracing::error!(%note, %error, "cannot open note");
+            let _ = sink
+                .send(close(CloseCode::InternalError, "cannot open the note"))
+                .await;
+            return;
+        }
     };
     for frame in opening {
         peer_sink.send(frame);

@@ -109,6 +109,42 @@ fn a_bad_config_file_is_a_clear_error() {
 }
 
 #[test]
+fn private_notes_with_a_public_list_refuse_to_start() {
+    let dir = std::env::temp_dir().join(format!("rookery-privnotes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rookery.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:0\"\n[namespaces.notes]\nkind = \"document\"\nprivate = true\n",
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rookery"))
+        .args(["serve", "--config", file.to_str().unwrap()])
+        .args(["--data-dir", dir.join("data").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A server that starts anyway must fail the test, not hang it.
+    let pid = child.id();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || exited.send(child.wait_with_output()));
+    let Ok(output) = exit.recv_timeout(Duration::from_secs(10)) else {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        panic!("the server started with private notes and a public list");
+    };
+    let output = output.unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "never listened");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("[namespaces.notes] is private but [namespaces.notes_list] is not"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn token_mints_what_the_server_accepts() {
     let output = Command::new(env!("CARGO_BIN_EXE_rookery"))
         .args([

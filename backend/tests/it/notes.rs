@@ -3,16 +3,21 @@
 //! restarts and unloading; bad updates harm nothing. SQLite by default, and
 //! Postgres started here from Debian's packages.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use rookery::notes::{BODY, TITLE};
+use rookery::notes::{BODY, NoteDocument, TITLE};
 use rookery::store::Store;
 use rookery_common::{Bytes, ChannelName, ClientMessage, ErrorCode, ServerMessage};
+use sqlx::AssertSqlSafe;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update};
+use yrs::{
+    ClientID, Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update,
+};
 
 use crate::support::tempdir::TempDir;
 use crate::support::{TestClient, TestServer, wait_until};
@@ -148,6 +153,87 @@ impl Editor {
             .get_or_insert_text(TITLE)
             .get_string(&self.doc.transact())
     }
+}
+
+/// Store failures on demand, for real: through a connection of its own
+/// to the server's SQLite file, a trigger makes SQLite refuse a write (as a
+/// full disk or a broken file would, the server gets an error from the
+/// database); dropping the trigger heals the store. No mock: the server
+/// runs its ordinary code against its ordinary database.
+pub struct Sabotage {
+    pool: SqlitePool,
+}
+
+impl Sabotage {
+    pub async fn open(data_dir: &Path) -> Self {
+        let options = SqliteConnectOptions::new().filename(data_dir.join("rookery.db"));
+        Self {
+            pool: SqlitePool::connect_with(options).await.unwrap(),
+        }
+    }
+
+    async fn run(&self, sql: String) {
+        sqlx::query(AssertSqlSafe(sql))
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+
+    /// Every row written to `table` is refused (`note_updates`: appends;
+    /// `note_snapshots`: compactions).
+    pub async fn refuse_rows(&self, table: &str) {
+        self.run(format!(
+            "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} \
+             BEGIN SELECT RAISE(ABORT, 'refused on purpose by the test'); END"
+        ))
+        .await;
+    }
+
+    /// Every write of a note's title is refused.
+    pub async fn refuse_titles(&self) {
+        self.run(
+            "CREATE TRIGGER refuse_titles BEFORE UPDATE OF title ON notes \
+             BEGIN SELECT RAISE(ABORT, 'refused on purpose by the test'); END"
+                .into(),
+        )
+        .await;
+    }
+
+    /// Drops a refusal: `refuse_{table}`, or `refuse_titles`.
+    pub async fn heal(&self, refusal: &str) {
+        self.run(format!("DROP TRIGGER {refusal}")).await;
+    }
+}
+
+#[track_caller]
+pub fn assert_saved(reply: &ServerMessage) {
+    assert!(matches!(reply, ServerMessage::DocSaved { .. }), "{reply:?}");
+}
+
+#[track_caller]
+fn assert_not_saved(reply: &ServerMessage) {
+    assert!(
+        matches!(
+            reply,
+            ServerMessage::Error {
+                code: ErrorCode::NotSaved,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+}
+
+/// The body as the store holds it: what a restart would load.
+async fn stored_body(store: &Store, note: &str) -> String {
+    let stored = store.load(note).await.unwrap();
+    NoteDocument::restore(
+        stored.snapshot.as_deref(),
+        stored.snapshot_seq,
+        &stored.updates,
+    )
+    .unwrap()
+    .body()
 }
 
 async fn two_people_converge(server: &TestServer, note: &str) {
@@ -295,6 +381,118 @@ async fn an_invalid_update_is_refused_and_harms_nothing() {
     bob.type_at(6, "!").await;
     let dave = Editor::join(&server, "Dave", "fragile").await;
     assert_eq!(dave.text(), "intact!");
+}
+
+#[tokio::test]
+async fn an_edit_the_store_refused_is_stored_before_a_later_update_is_acknowledged() {
+    let data = TempDir::new();
+    let store = Store::open_sqlite(data.path()).await.unwrap();
+    let server = TestServer::start_with_store(|_| {}, Some(store)).await;
+    let sabotage = Sabotage::open(data.path()).await;
+    let mut ada = Editor::join(&server, "Ada", "flaky").await;
+    let mut bob = Editor::join(&server, "Bob", "flaky").await;
+    let kept = ada.edit(|txn, body| body.insert(txn, 0, "kept "));
+    assert_saved(&ada.send_update(kept).await);
+    bob.wait_for_text("kept ").await;
+
+    sabotage.refuse_rows("note_updates").await;
+    let at_risk = ada.edit(|txn, body| body.insert(txn, 5, "at risk"));
+    assert_not_saved(&ada.send_update(at_risk).await);
+    // Applied and relayed before the store refused it: Bob has it, and the
+    // server's state vector says it has it, so no resync sends it again.
+    bob.wait_for_text("kept at risk").await;
+    // While the store fails, nothing is acknowledged.
+    assert_not_saved(&bob.send_update(vec![0, 0]).await);
+
+    sabotage.heal("refuse_note_updates").await;
+    // The next update, from someone else, even an empty one: acknowledged
+    // only once the store holds everything, the refused edit included.
+    assert_saved(&bob.send_update(vec![0, 0]).await);
+    let store = server.state.notes.store().clone();
+    assert_eq!(stored_body(&store, "flaky").await, "kept at risk");
+    drop((ada, bob));
+    server.shutdown().await.unwrap();
+
+    let store = Store::open_sqlite(data.path()).await.unwrap();
+    let server = TestServer::start_with_store(|_| {}, Some(store)).await;
+    let carol = Editor::join(&server, "Carol", "flaky").await;
+    assert_eq!(carol.text(), "kept at risk");
+}
+
+fn awareness(states: &[(u64, u32, &str)]) -> Bytes {
+    let clients = states
+        .iter()
+        .map(|(client, clock, json)| {
+            let entry = AwarenessUpdateEntry {
+                clock: *clock,
+                json: (*json).into(),
+            };
+            (ClientID::new(*client), entry)
+        })
+        .collect();
+    Bytes(AwarenessUpdate { clients }.encode_v1())
+}
+
+fn awareness_states(update: &[u8]) -> Vec<(u64, u32, String)> {
+    let mut states: Vec<_> = AwarenessUpdate::decode_v1(update)
+        .unwrap()
+        .clients
+        .into_iter()
+        .map(|(client, entry)| (client.get(), entry.clock, entry.json.to_string()))
+        .collect();
+    states.sort();
+    states
+}
+
+impl Editor {
+    /// Announces awareness states (client id, clock, JSON state).
+    async fn announce(&mut self, states: &[(u64, u32, &str)]) {
+        let channel = self.channel.clone();
+        self.client
+            .send(&ClientMessage::DocAwareness {
+                channel,
+                update: awareness(states),
+            })
+            .await;
+    }
+
+    /// The next awareness push's states.
+    async fn next_awareness(&mut self) -> Vec<(u64, u32, String)> {
+        loop {
+            match self.client.recv().await {
+                ServerMessage::DocAwareness { update, .. } => return awareness_states(&update.0),
+                ServerMessage::DocUpdated { update, .. } => self.apply(&update.0),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reconnected_editor_keeps_its_presence_when_its_old_session_goes() {
+    let server = TestServer::start().await;
+    let mut bob = Editor::join(&server, "Bob", "cursors").await;
+    let mut old = Editor::join(&server, "Ada", "cursors").await;
+    let ada = r#"{"user":{"name":"Ada"}}"#;
+    old.announce(&[(7, 1, ada), (8, 1, "{}")]).await;
+    assert_eq!(
+        bob.next_awareness().await,
+        [(7, 1, ada.to_owned()), (8, 1, "{}".to_owned())]
+    );
+    // The same browser on a new socket, before the old one is noticed
+    // gone: the same Yjs client id, announced again.
+    let mut new = Editor::join(&server, "Ada", "cursors").await;
+    let again = r#"{"user":{"name":"Ada again"}}"#;
+    new.announce(&[(7, 2, again)]).await;
+    assert_eq!(bob.next_awareness().await, [(7, 2, again.to_owned())]);
+
+    drop(old);
+    // The old session's removal names only what it announced last.
+    assert_eq!(bob.next_awareness().await, [(8, 2, "null".to_owned())]);
+    let mut carol = Editor::join(&server, "Carol", "cursors").await;
+    assert_eq!(carol.next_awareness().await, [(7, 2, again.to_owned())]);
+    drop(new);
+    assert_eq!(bob.next_awareness().await, [(7, 3, "null".to_owned())]);
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, GetString, StateVector, Text, Transact, Update};
 
-use crate::notes::{Editor, new_doc};
+use crate::notes::{Editor, Sabotage, assert_saved, new_doc};
 use crate::support::tempdir::TempDir;
 use crate::support::{TestClient, TestServer, minter, wait_until, within};
 
@@ -426,18 +426,36 @@ async fn unknown_notes_and_bad_titles_are_refused_with_their_codes() {
     );
 }
 
+fn private_notes(config: &mut rookery::Config) {
+    for namespace in ["notes_list", "notes"] {
+        let mut private = config.namespaces.get(namespace).unwrap().clone();
+        private.private = true;
+        config
+            .namespaces
+            .extend([(namespace.to_owned(), private)].into());
+    }
+}
+
+async fn connect_granted(server: &TestServer, user: &str, channels: &[&str]) -> TestClient {
+    let token = minter().mint(&ConnectionClaims {
+        sub: user.into(),
+        name: None,
+        exp: None,
+        channels: channels.iter().map(|&channel| channel.to_owned()).collect(),
+        channel: None,
+    });
+    let mut client = TestClient::open(&server.ws_url()).await;
+    let reply = client.connect_with_token(&token).await;
+    assert!(
+        matches!(reply, ServerMessage::Connected { .. }),
+        "{reply:?}"
+    );
+    client
+}
+
 #[tokio::test]
 async fn private_notes_need_a_grant() {
-    let server = TestServer::start_with(|config| {
-        for namespace in ["notes_list", "notes"] {
-            let mut private = config.namespaces.get(namespace).unwrap().clone();
-            private.private = true;
-            config
-                .namespaces
-                .extend([(namespace.to_owned(), private)].into());
-        }
-    })
-    .await;
+    let server = TestServer::start_with(private_notes).await;
     let mut anonymous = server.client("Anon").await;
     let reply = anonymous.request(|id| ClientMessage::NoteList { id }).await;
     assert_error(&reply, ErrorCode::PermissionDenied);
@@ -470,6 +488,112 @@ async fn private_notes_need_a_grant() {
         ErrorCode::PermissionDenied,
     );
     assert_eq!(list(&mut alice).await, [note]);
+}
+
+#[tokio::test]
+async fn the_list_shows_only_the_notes_a_connection_may_read() {
+    let server = TestServer::start_with(private_notes).await;
+    let mut alice = connect_granted(&server, "alice", &["notes_list:*", "notes:*"]).await;
+    let mine = create(&mut alice, "Alice's own").await;
+    let shared = create(&mut alice, "Shared").await;
+    let shared_channel = format!("notes:{}", shared.id);
+    let mut bob = connect_granted(&server, "bob", &["notes_list:all", &shared_channel]).await;
+    assert_eq!(list(&mut bob).await, std::slice::from_ref(&shared));
+    let mut carol = connect_granted(&server, "carol", &["notes_list:*"]).await;
+    assert_eq!(list(&mut carol).await, []);
+    let mut listed: Vec<String> = list(&mut alice).await.into_iter().map(|n| n.id).collect();
+    listed.sort();
+    let mut expected = vec![mine.id, shared.id];
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+
+/// Replaces the title the editor knows 40 times, each acknowledged.
+async fn retitle_many(editor: &mut Editor, name: &str) {
+    for n in 0..40 {
+        let update = editor.edit_text(TITLE, |txn, title| {
+            let len = title.len(txn);
+            title.remove_range(txn, 0, len);
+            title.insert(txn, 0, &format!("{name} {n}"));
+        });
+        assert_saved(&editor.send_update(update).await);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_title_edits_leave_the_list_with_the_documents_title() {
+    let server = TestServer::start().await;
+    let mut ada = server.client("Ada").await;
+    let note = create(&mut ada, "Start").await;
+    let mut one = Editor::join(&server, "One", &note.id).await;
+    let mut two = Editor::join(&server, "Two", &note.id).await;
+    // Each replaces the title it knows, over and over, both at once.
+    tokio::join!(retitle_many(&mut one, "One"), retitle_many(&mut two, "Two"));
+    let title = Editor::join(&server, "Reader", &note.id).await.title();
+    assert!(
+        title.contains("One 39") && title.contains("Two 39"),
+        "{title}"
+    );
+    let listed = list(&mut ada).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].title, title);
+}
+
+#[tokio::test]
+async fn a_title_the_store_refused_is_written_with_the_next_edit() {
+    let server = TestServer::start().await;
+    let sabotage = Sabotage::open(&server.state.config.data_dir).await;
+    let mut ada = server.client("Ada").await;
+    let note = create(&mut ada, "Old").await;
+    let mut editor = Editor::join(&server, "Ada", &note.id).await;
+    sabotage.refuse_titles().await;
+    let update = editor.edit_text(TITLE, |txn, title| title.insert(txn, 3, " → New"));
+    assert_error(&editor.send_update(update).await, ErrorCode::NotSaved);
+    assert_eq!(list(&mut ada).await[0].title, "Old");
+
+    sabotage.heal("refuse_titles").await;
+    // An edit of the body alone: the stale title goes with it.
+    let body = editor.edit(|txn, body| body.insert(txn, 0, "text"));
+    assert_saved(&editor.send_update(body).await);
+    assert_eq!(list(&mut ada).await[0].title, "Old → New");
+}
+
+#[tokio::test]
+async fn a_burst_of_typing_is_announced_once_more_when_it_stops() {
+    let server = TestServer::start_with(|config| {
+        config.limits.notes.announce_edits_every = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let mut viewer = server.client("Viewer").await;
+    viewer.subscribe(NOTES_LIST_CHANNEL).await;
+    let mut ada = server.client("Ada").await;
+    let note = create(&mut ada, "Burst").await;
+    assert!(matches!(
+        next_list_event(&mut viewer).await,
+        NoteListEvent::Changed { note: created } if created == note
+    ));
+    let mut editor = Editor::join(&server, "Ada", &note.id).await;
+    for n in 0..5 {
+        let update = editor.edit(|txn, body| body.insert(txn, n, "x"));
+        assert_saved(&editor.send_update(update).await);
+    }
+    let last = list(&mut ada).await.remove(0);
+    assert!(last.updated_at >= note.updated_at);
+    // Held back while typing, the note as typing left it is announced at
+    // the end of the interval: the list's time and order settle.
+    loop {
+        match next_list_event(&mut viewer).await {
+            NoteListEvent::Changed { note: changed } if changed.updated_at == last.updated_at => {
+                assert_eq!(changed, last);
+                break;
+            }
+            NoteListEvent::Changed { note: changed } => {
+                assert_eq!(changed.id, note.id);
+                assert!(changed.updated_at < last.updated_at, "{changed:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 /// What a deletion leaves in a store: a tombstone that lists nowhere,

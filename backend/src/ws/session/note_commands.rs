@@ -1,7 +1,9 @@
 //! The notes list's commands: `note_list`, `note_create`, `note_rename` and
 //! `note_delete`. Like the document commands they wait on the store. Who may
 //! use them is decided as for channels: listing needs read access to
-//! `notes_list:all`, the others to the note's `notes:{id}`.
+//! `notes_list:all` and shows only the notes whose `notes:{id}` the
+//! connection may read; the others need read access to the note's
+//! `notes:{id}`.
 
 use rookery_common::notes::NOTES_LIST_CHANNEL;
 use rookery_common::{ChannelName, ClientMessage, ConnectionId, ErrorCode, ServerMessage};
@@ -22,7 +24,11 @@ impl Session {
                 let granted = self.capabilities.allows(&channel);
                 self.hub()
                     .with(|hub| hub.check_read(connection_id, &channel, granted))?;
-                let list = notes.list().await.map_err(|error| note_error(&error))?;
+                let mut list = notes.list().await.map_err(|error| note_error(&error))?;
+                // Only the notes this connection may read, by the check
+                // `doc_sync` makes: a private `notes` namespace keeps its
+                // ids and titles from those it does not grant.
+                list.retain(|note| self.check_note_access(connection_id, &note.id).is_ok());
                 self.reply(&ServerMessage::Notes { id, notes: list });
             }
             ClientMessage::NoteCreate { id, title } => {
