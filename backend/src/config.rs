@@ -270,8 +270,10 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// How long a new socket may take to send `connect`.
     pub connect_timeout: Duration,
-    /// tungstenite's read buffer per connection. Its default (128 KiB) would
-    /// cost over a gigabyte at 10k idle connections.
+    /// tungstenite's read buffer per connection, allocated for the
+    /// connection's life. Its default (128 KiB) would cost over a gigabyte
+    /// at 10k idle connections; commands are small, and a larger message
+    /// just takes more reads.
     pub read_buffer_size: usize,
     pub write_buffer_size: usize,
     pub max_publish_rate: u32,

@@ -51,18 +51,21 @@ pub async fn serve(socket: WebSocket, state: AppState, client: Client) {
     let mut session = Session::new(state.clone(), outbox.clone());
     tracing::debug!(peer = %client.peer, client = %client.ip, "websocket opened");
 
-    let writer = write(sink, receiver);
-    tokio::pin!(writer);
+    // The writer is a task of its own: a delivery then wakes and polls only
+    // the writer. In one task with the reader, every delivery also polled
+    // the reader's socket, timers and heartbeat (a third of the server's
+    // CPU at 10k subscribers).
+    let mut writer = WriterTask(tokio::spawn(write(sink, receiver)));
     let (sent_close, end) = tokio::select! {
-        sent_close = &mut writer => (sent_close, ReadEnd::Closing),
+        sent_close = &mut writer.0 => (sent_close.unwrap_or(false), ReadEnd::Closing),
         end = read(&mut stream, &mut session, &outbox, &state) => match end {
             ReadEnd::ClientGone => (false, end),
             // Let the writer deliver the close frame (bounded: it may be
             // stuck on a client that does not read).
             ReadEnd::Closing | ReadEnd::Violation => {
-                let sent = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, &mut writer)
+                let sent = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, &mut writer.0)
                     .await
-                    .unwrap_or(false);
+                    .is_ok_and(|sent| sent.unwrap_or(false));
                 (sent, end)
             }
         },
@@ -79,11 +82,44 @@ pub async fn serve(socket: WebSocket, state: AppState, client: Client) {
     tracing::debug!(peer = %client.peer, client = %client.ip, "websocket closed");
 }
 
+/// The writer's task, stopped when the connection's task ends (however it
+/// ends: a client gone, a close sent, or the server dropping it).
+struct WriterTask(tokio::task::JoinHandle<bool>);
+
+impl Drop for WriterTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Waits for the client's answering close (or the end of the stream), at
 /// most [`LINGER`].
 async fn linger(stream: &mut SplitStream<WebSocket>) {
     let deadline = Instant::now() + LINGER;
     while let Ok(Some(Ok(_))) = tokio::time::timeout_at(deadline, stream.next()).await {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    /// The size of the future an async fn returns, without calling it.
+    fn future_size<A, B, C, F: Future>(_: fn(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// What every connection holds for its whole life is its task's
+    /// future: bounded here so that a large future sneaking into the read
+    /// loop (an inline `.await` on the store, say) is caught by a test,
+    /// not by a benchmark.
+    #[test]
+    fn a_connection_task_stays_small() {
+        let size = future_size(super::serve);
+        assert!(
+            size <= 3 * 1024,
+            "a connection's task future is {size} bytes"
+        );
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -120,7 +156,11 @@ async fn read(
                 heartbeat.heard(Instant::now());
                 match message {
                     Ok(Message::Text(text)) => match decode_client(text.as_str()) {
-                        Ok(command) => session.handle(command).await,
+                        // Boxed: a command's future (the store's, for
+                        // notes) is large and lives only while it runs;
+                        // inline, it would make every idle connection's
+                        // task that large for its whole life.
+                        Ok(command) => Box::pin(session.handle(command)).await,
                         Err(error) => session.bad_frame(error.id, error.code, error.message),
                     },
                     Ok(Message::Binary(_)) => {
