@@ -9,9 +9,17 @@
 //!   keystroke→remote latency and server CPU, and the storage a note takes
 //!   per 10,000 keystrokes before and after compaction.
 //!
+//! - `fanout`: one channel, N subscribers, a publisher at a steady rate;
+//!   reports deliveries per second of server CPU, latency and drops. It
+//!   speaks only the subset the peer servers in `bench/peers/` share, so
+//!   the same run measures Rookery, Bun, Node `ws` and the tokio floor.
+//!
 //! The server's process id (`--pid`) is read from `/proc` for CPU and RSS.
+//! `--json` adds one line `RESULT {…}` for scripts (`bench/compare.mjs`).
 
 mod client;
+mod fanout;
+mod lean;
 mod notes;
 mod proc_stats;
 mod scenarios;
@@ -27,6 +35,9 @@ struct Cli {
     /// The server's process id, for CPU and memory figures
     #[arg(long, global = true)]
     pid: Option<u32>,
+    /// Also print the result as one `RESULT {json}` line (fanout)
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -50,6 +61,24 @@ enum Scenario {
         /// Seconds of measurement (after a warm-up of 3 s)
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+    },
+    /// One channel, N subscribers, one publisher at a steady rate
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Bytes of data per publication
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Publications per second
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value = "bench:fanout")]
+        channel: String,
+        /// Loopback source addresses (127.0.0.1..) to spread connections over
+        #[arg(long, default_value_t = 1)]
+        sources: usize,
     },
     /// One note, N editors typing at a steady rate
     Notes {
@@ -79,6 +108,28 @@ async fn main() -> anyhow::Result<()> {
             rate,
             seconds,
         } => notes::run(&cli.url, cli.pid, editors, rate, seconds).await?,
+        Scenario::Fanout {
+            subscribers,
+            size,
+            rate,
+            seconds,
+            channel,
+            sources,
+        } => {
+            let spec = fanout::Fanout {
+                subscribers,
+                size,
+                rate,
+                seconds,
+                channel,
+                sources,
+            };
+            let (report, result) = fanout::run(&cli.url, cli.pid, &spec).await?;
+            if cli.json {
+                println!("RESULT {result}");
+            }
+            report
+        }
     };
     println!("{report}");
     Ok(())

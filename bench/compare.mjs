@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+// Side by side: the same load generator (rookery-bench fanout) against
+// Rookery, Bun (uWebSockets pub/sub), Node + ws, and the bare tokio floor.
+// Each server runs pinned to one core (taskset), the load generator to the
+// other; rounds interleave the servers so drift hits them alike; the table
+// gives medians and each server's ratio to Bun.
+//
+//   node bench/compare.mjs [--rounds 3] [--seconds 5] [--only rookery,bun] [--quick]
+//
+// Needs: release builds of rookery, rookery-bench and rookery-floor
+// (`cargo build --release -p rookery -p rookery-bench`) and `npm ci` in
+// bench/peers (Bun and ws from the npm registry). Prints a Markdown table.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const RELEASE = join(resolve(ROOT, process.env.CARGO_TARGET_DIR ?? 'target'), 'release');
+const PEERS = join(ROOT, 'bench', 'peers');
+const SERVER_CORE = '0';
+const LOAD_CORE = '1';
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const index = args.indexOf(`--${name}`);
+  return index >= 0 ? args[index + 1] : fallback;
+};
+const quick = args.includes('--quick');
+const rounds = Number(option('rounds', quick ? '1' : '3'));
+const seconds = Number(option('seconds', quick ? '2' : '5'));
+
+// Offered loads are chosen so every server but Node's keeps up: what is
+// compared is server CPU per delivery, not who falls over first.
+const SCENARIOS = quick
+  ? [{ name: '1k subscribers, 64 B', subscribers: 1000, size: 64, rate: 200 }]
+  : [
+    { name: '1k subscribers, 64 B', subscribers: 1000, size: 64, rate: 500 },
+    { name: '1k subscribers, 1 KiB', subscribers: 1000, size: 1024, rate: 500 },
+    { name: '10k subscribers, 64 B', subscribers: 10000, size: 64, rate: 50, sources: 4 },
+    { name: '10k subscribers, 1 KiB', subscribers: 10000, size: 1024, rate: 50, sources: 4 },
+    { name: '10k subscribers at 10/s (latency)', subscribers: 10000, size: 64, rate: 10, sources: 4 },
+    { name: '15k idle subscribers (memory)', subscribers: 15000, size: 64, rate: 1, sources: 4, idle: true },
+  ];
+
+const bunBinary = [join(PEERS, 'node_modules/bun/bin/bun.exe'), join(PEERS, 'node_modules/@oven/bun-linux-x64/bin/bun')]
+  .find((path) => existsSync(path) && spawnSync(path, ['--version']).status === 0);
+
+const dataDir = mkdtempSync(join(tmpdir(), 'rookery-compare-'));
+const config = join(dataDir, 'rookery.toml');
+writeFileSync(config, '[namespaces.bench]\nkind = "stream"\n');
+
+const SERVERS = {
+  rookery: () => [join(RELEASE, 'rookery'), [
+    'serve', '--listen', '127.0.0.1:0', '--data-dir', join(dataDir, 'data'), '--config', config,
+    '--max-publish-rate', '100000', '--max-command-rate', '100000', '--max-connections-per-ip', '100000',
+  ], {}],
+  bun: () => bunBinary && [bunBinary, [join(PEERS, 'bun-server.mjs'), '--port', '0'], {}],
+  node: () => [process.execPath, [join(PEERS, 'node-ws-server.mjs'), '--port', '0'], {}],
+  floor: () => [join(RELEASE, 'rookery-floor'), ['--port', '0'], {}],
+};
+const only = option('only', 'rookery,bun,node,floor').split(',');
+
+/** Starts a server pinned to the server core; resolves with its pid and port. */
+function start(name) {
+  const command = SERVERS[name]();
+  if (!command) throw new Error(`${name}: not installed (run npm ci in bench/peers)`);
+  const [binary, argv, env] = command;
+  // With as many descriptors as the machine allows a process (15k
+  // connections need it); `exec` keeps the pid the server's.
+  const child = spawn('bash', ['-c', 'ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec taskset -c "$@"',
+    'bash', SERVER_CORE, binary, ...argv], {
+    env: { ...process.env, ...env, RUST_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${seen}`)), 15_000);
+    const look = (chunk) => {
+      seen += chunk;
+      const match = /listening on (?:https?:\/\/)?127\.0\.0\.1:(\d+)/.exec(seen);
+      if (match) {
+        clearTimeout(timer);
+        child.stdout.off('data', look);
+        child.stderr.off('data', look);
+        child.stdout.resume();
+        child.stderr.resume();
+        resolve({ child, port: Number(match[1]) });
+      }
+    };
+    child.stdout.on('data', look);
+    child.stderr.on('data', look);
+    child.on('exit', (code) => reject(new Error(`${name} exited (${code}): ${seen}`)));
+  });
+}
+
+function stop(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', resolve);
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+  });
+}
+
+/** The child's pid is the server's (bash and taskset exec it). */
+function runLoad(server, port, scenario) {
+  const argv = [
+    '-c', LOAD_CORE, join(RELEASE, 'rookery-bench'), '--url', `ws://127.0.0.1:${port}/ws`,
+    '--pid', String(server.pid), '--json', 'fanout',
+    '--subscribers', String(scenario.subscribers), '--size', String(scenario.size),
+    '--rate', String(scenario.rate), '--seconds', String(scenario.idle ? 1 : seconds),
+    '--sources', String(scenario.sources ?? 1),
+  ];
+  // As many descriptors as this machine allows a process (20,000 here).
+  const result = spawnSync('bash', ['-c', 'ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec taskset "$@"', 'taskset', ...argv], {
+    encoding: 'utf8', maxBuffer: 1 << 20,
+  });
+  const line = result.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) throw new Error(`load generator failed: ${result.stderr}${result.stdout}`);
+  return JSON.parse(line.slice('RESULT '.length));
+}
+
+const median = (values) => {
+  const sorted = values.filter((v) => v !== null && Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
+const results = {}; // scenario name -> server -> [result]
+for (let round = 1; round <= rounds; round += 1) {
+  for (const scenario of SCENARIOS) {
+    // Interleaved, with who goes first rotating from round to round.
+    const shift = round % only.length;
+    for (const name of [...only.slice(shift), ...only.slice(0, shift)]) {
+      const { child, port } = await start(name);
+      try {
+        const result = runLoad(child, port, scenario);
+        ((results[scenario.name] ??= {})[name] ??= []).push(result);
+        process.stderr.write(`round ${round} · ${scenario.name} · ${name}: ${summary(result)}\n`);
+      } finally {
+        await stop(child);
+      }
+    }
+  }
+}
+rmSync(dataDir, { recursive: true, force: true });
+
+function summary(r) {
+  return `${r.delivered}/${r.expected} delivered, ${fmt(r.deliveries_per_cpu_s / 1e6, 3)} M/CPU-s, `
+    + `p99 ${fmt(r.p99_ms, 1)} ms, ${fmt(r.rss_kib_per_connection, 1)} KiB/conn`;
+}
+
+function fmt(value, digits) {
+  return value === null || value === undefined || !Number.isFinite(value) ? '—' : value.toFixed(digits);
+}
+
+const cpu = cpus()[0]?.model ?? 'unknown CPU';
+console.log(`Machine: ${cpus().length} cores (${cpu}); server on core ${SERVER_CORE}, load generator on core ${LOAD_CORE}; `
+  + `${rounds} interleaved round(s) of ${seconds} s; medians.\n`);
+console.log('| scenario | server | deliveries per server CPU-second | × Bun | p50 / p99 / p99.9 ms | RSS per connection | delivered |');
+console.log('| --- | --- | --- | --- | --- | --- | --- |');
+for (const scenario of SCENARIOS) {
+  const byServer = results[scenario.name] ?? {};
+  const perCpu = (name) => median((byServer[name] ?? []).map((r) => r.deliveries_per_cpu_s));
+  const bun = perCpu('bun');
+  for (const name of only) {
+    const runs = byServer[name] ?? [];
+    if (runs.length === 0) continue;
+    const value = perCpu(name);
+    const ratio = bun && value ? `${(value / bun).toFixed(2)}×` : '—';
+    const latency = ['p50_ms', 'p99_ms', 'p999_ms'].map((key) => fmt(median(runs.map((r) => r[key])), 1)).join(' / ');
+    const rss = median(runs.map((r) => r.rss_kib_per_connection));
+    const delivered = runs.map((r) => `${r.delivered}/${r.expected}`).join(', ');
+    const throughput = scenario.idle ? '—' : `${fmt(value / 1e6, 3)} M`;
+    console.log(`| ${scenario.name} | ${name} | ${throughput} | ${scenario.idle ? '—' : ratio} | ${latency} | ${fmt(rss, 2)} KiB | ${delivered} |`);
+  }
+}

@@ -1,0 +1,260 @@
+//! Fan-out: one publisher sends stamped messages of a given size at a
+//! steady (open-loop) rate into one channel with N subscribers; every
+//! subscriber times each delivery against the stamp (one clock: the same
+//! process). Reports deliveries, drops, latency percentiles and — the
+//! figure servers are compared by — deliveries per second of server CPU.
+//!
+//! Works against Rookery and the peer servers alike (see `lean`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt, stream};
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tokio::sync::{Mutex, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::lean;
+use crate::proc_stats::{cpu_time, rss_kib};
+
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    pub subscribers: usize,
+    /// Bytes of publication data.
+    pub size: usize,
+    /// Publications per second.
+    pub rate: f64,
+    pub seconds: u64,
+    pub channel: String,
+    /// Loopback source addresses to spread the connections over.
+    pub sources: usize,
+}
+
+/// Connections opened at once while setting up.
+const OPENING_AT_ONCE: usize = 256;
+const WARM_UP: Duration = Duration::from_secs(2);
+/// How long deliveries may trail the last publication.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+pub async fn run(
+    url: &str,
+    pid: Option<u32>,
+    spec: &Fanout,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    let clock = Instant::now();
+    let measure_from = Arc::new(AtomicU64::new(u64::MAX));
+    let received = Arc::new(AtomicU64::new(0));
+    let closed = Arc::new(AtomicU64::new(0));
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1,
+        120_000_000,
+        3,
+    )?));
+    let (stop, stopped) = watch::channel(false);
+
+    let rss_before = pid.and_then(rss_kib);
+    let opened: Vec<_> = stream::iter(0..spec.subscribers)
+        .map(|index| async move {
+            let name = format!("sub-{index}");
+            lean::open(
+                url,
+                lean::source_address(spec.sources, index),
+                &name,
+                &spec.channel,
+            )
+            .await
+        })
+        .buffer_unordered(OPENING_AT_ONCE)
+        .collect()
+        .await;
+    let mut tasks = Vec::with_capacity(spec.subscribers);
+    for socket in opened {
+        let (writer, mut reader) = socket?;
+        let measure_from = measure_from.clone();
+        let received = received.clone();
+        let closed = closed.clone();
+        let histogram = histogram.clone();
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            // Kept so the socket stays open; pings are answered by the reader.
+            let _writer = writer;
+            let mut local = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("bounds");
+            loop {
+                tokio::select! {
+                    message = reader.next() => match message {
+                        Some(Ok(Message::Text(text))) => {
+                            let Some((sequence, stamp)) = lean::read_stamp(text.as_str()) else {
+                                continue;
+                            };
+                            if sequence >= measure_from.load(Ordering::Relaxed) {
+                                let now = clock.elapsed().as_micros() as u64;
+                                let _ = local.record(now.saturating_sub(stamp).max(1));
+                                received.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => {
+                            closed.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    },
+                    _ = stopped.changed() => break,
+                }
+            }
+            let _ = histogram.lock().await.add(&local);
+        }));
+    }
+    let rss_after = pid.and_then(rss_kib);
+
+    // The publisher: its own connection, subscribed elsewhere.
+    let (mut publisher, mut publisher_reader) = lean::open(
+        url,
+        None,
+        "publisher",
+        &format!("{}-publisher", spec.channel),
+    )
+    .await?;
+    let publish_errors = Arc::new(AtomicU64::new(0));
+    {
+        let publish_errors = publish_errors.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = publisher_reader.next().await {
+                if let Message::Text(text) = message
+                    && text.contains(r#""type":"error""#)
+                {
+                    publish_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    let publishing = Arc::new(AtomicBool::new(true));
+    let next_sequence = Arc::new(AtomicU64::new(0));
+    let publisher_task = {
+        let publishing = publishing.clone();
+        let next_sequence = next_sequence.clone();
+        let channel = serde_json::to_string(&spec.channel)?;
+        let size = spec.size;
+        let period = Duration::from_secs_f64(1.0 / spec.rate);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            while publishing.load(Ordering::Relaxed) {
+                ticks.tick().await;
+                let sequence = next_sequence.load(Ordering::Relaxed);
+                let stamp = clock.elapsed().as_micros() as u64;
+                let data = lean::stamped_data(sequence, stamp, size);
+                let frame = format!(r#"{{"type":"publish","channel":{channel},"data":{data}}}"#);
+                if publisher.send(Message::text(frame)).await.is_err() {
+                    break;
+                }
+                next_sequence.store(sequence + 1, Ordering::Relaxed);
+            }
+            publisher
+        })
+    };
+
+    tokio::time::sleep(WARM_UP).await;
+    let first = next_sequence.load(Ordering::Relaxed);
+    measure_from.store(first, Ordering::Relaxed);
+    let cpu_before = pid.and_then(cpu_time);
+    let own_cpu_before = cpu_time(std::process::id());
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(spec.seconds)).await;
+    publishing.store(false, Ordering::Relaxed);
+    let _publisher = publisher_task.await?;
+    let published = next_sequence.load(Ordering::Relaxed) - first;
+    let publishing_took = started.elapsed();
+    let expected = published * spec.subscribers as u64;
+    let drain_started = Instant::now();
+    while received.load(Ordering::Relaxed) < expected && drain_started.elapsed() < DRAIN_LIMIT {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cpu_after = pid.and_then(cpu_time);
+    let own_cpu_after = cpu_time(std::process::id());
+    let elapsed = started.elapsed();
+    let _ = stop.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+
+    let histogram = histogram.lock().await.clone();
+    let received = received.load(Ordering::Relaxed);
+    let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
+    let cpu = cpu_before
+        .zip(cpu_after)
+        .map(|(before, after)| after.saturating_sub(before).as_secs_f64());
+    let per_cpu_second = cpu
+        .filter(|cpu| *cpu > 0.0)
+        .map(|cpu| received as f64 / cpu);
+    // When the load generator itself is near a full core, the figures are
+    // bounded by it, not by the server: say so.
+    let load_cpu_share = own_cpu_before
+        .zip(own_cpu_after)
+        .map(|(before, after)| after.saturating_sub(before).as_secs_f64() / elapsed.as_secs_f64());
+    let rss_per_connection = rss_before
+        .zip(rss_after)
+        .map(|(before, after)| after.saturating_sub(before) as f64 / spec.subscribers as f64);
+    let result = json!({
+        "scenario": "fanout",
+        "subscribers": spec.subscribers,
+        "size": spec.size,
+        "rate": spec.rate,
+        "seconds": publishing_took.as_secs_f64(),
+        "published": published,
+        "expected": expected,
+        "delivered": received,
+        "dropped": expected.saturating_sub(received),
+        "closed": closed.load(Ordering::Relaxed),
+        "publish_errors": publish_errors.load(Ordering::Relaxed),
+        "p50_ms": ms(0.5),
+        "p99_ms": ms(0.99),
+        "p999_ms": ms(0.999),
+        "max_ms": histogram.max() as f64 / 1000.0,
+        "server_cpu_s": cpu,
+        "server_cpu_share": cpu.map(|cpu| cpu / elapsed.as_secs_f64()),
+        "load_cpu_share": load_cpu_share,
+        "deliveries_per_cpu_s": per_cpu_second,
+        "rss_kib_per_connection": rss_per_connection,
+    });
+    let mut report = format!(
+        "fanout: {} subscribers, {} B at {}/s for {:.1} s\n\
+         published {published}, delivered {received} of {expected} ({} dropped, {} sockets closed, {} publish errors)\n\
+         publish->deliver latency ms: p50 {:.2}  p99 {:.2}  p999 {:.2}  max {:.2}\n",
+        spec.subscribers,
+        spec.size,
+        spec.rate,
+        publishing_took.as_secs_f64(),
+        expected.saturating_sub(received),
+        closed.load(Ordering::Relaxed),
+        publish_errors.load(Ordering::Relaxed),
+        ms(0.5),
+        ms(0.99),
+        ms(0.999),
+        histogram.max() as f64 / 1000.0,
+    );
+    if let (Some(cpu), Some(per_cpu_second)) = (cpu, per_cpu_second) {
+        report += &format!(
+            "server CPU {cpu:.2} s in {:.1} s ({:.1} % of one core): {:.0} deliveries per CPU-second\n",
+            elapsed.as_secs_f64(),
+            100.0 * cpu / elapsed.as_secs_f64(),
+            per_cpu_second
+        );
+    }
+    if let Some(share) = load_cpu_share {
+        report += &format!(
+            "load generator CPU: {:.0} % of one core{}\n",
+            share * 100.0,
+            if share > 0.9 {
+                " (it may be the bottleneck)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(per_connection) = rss_per_connection {
+        report += &format!("server RSS per subscribed connection: {per_connection:.2} KiB\n");
+    }
+    Ok((report, result))
+}
