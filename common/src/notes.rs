@@ -67,6 +67,15 @@ pub struct PeerCursor {
     pub head: crate::Bytes,
 }
 
+/// Whether `id` may be a note's id: 1 to 64 of `A-Za-z0-9-_` (so it is a
+/// valid channel name and URL segment as it is).
+pub fn is_valid_note_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
 /// Whether `title` may be a note's title.
 pub fn is_valid_title(title: &str) -> bool {
     title.chars().count() <= MAX_TITLE_CHARS && !title.chars().any(char::is_control)
@@ -93,6 +102,18 @@ mod tests {
         assert_eq!(state.cursor, None);
         let empty: PeerState = serde_json::from_str("{}").unwrap();
         assert_eq!(empty.user.name, "");
+    }
+
+    #[test]
+    fn note_ids_are_url_and_channel_safe() {
+        assert!(is_valid_note_id("a"));
+        assert!(is_valid_note_id("Ab-_9"));
+        assert!(is_valid_note_id(&"x".repeat(64)));
+        assert!(!is_valid_note_id(""));
+        assert!(!is_valid_note_id(&"x".repeat(65)));
+        assert!(!is_valid_note_id("a/b"));
+        assert!(!is_valid_note_id("a:b"));
+        assert!(!is_valid_note_id("é"));
     }
 
     #[test]

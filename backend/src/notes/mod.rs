@@ -311,12 +311,7 @@ pub struct Joined {
     pub awareness: Option<Vec<u8>>,
 }
 
-pub fn is_valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-}
+pub use rookery_common::notes::is_valid_note_id as is_valid_id;
 
 /// A fresh note id: 12 random letters and digits (71 bits).
 pub fn new_id() -> String {

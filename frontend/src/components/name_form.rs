@@ -42,3 +42,35 @@ pub fn NameForm(#[prop(into)] submit_label: String) -> impl IntoView {
         </form>
     }
 }
+
+/// Shows `children` once this browser has a display name; until then the
+/// page's heading, why a name is needed, and the name form. Every page
+/// that connects needs one (presence, cursors and senders show it).
+#[component]
+pub fn NameGate(
+    #[prop(into)] heading: String,
+    /// Why this page needs a name, in a sentence.
+    #[prop(into)]
+    reason: String,
+    #[prop(into)] submit_label: String,
+    children: ChildrenFn,
+) -> impl IntoView {
+    let identity = use_identity();
+    let named = Memo::new(move |_| identity.name.with(Option::is_some));
+    move || {
+        if named.get() {
+            children().into_any()
+        } else {
+            view! {
+                <main class="page">
+                    <header class="bar">
+                        <h1>{heading.clone()}</h1>
+                    </header>
+                    <p>{reason.clone()}</p>
+                    <NameForm submit_label=submit_label.clone() />
+                </main>
+            }
+            .into_any()
+        }
+    }
+}

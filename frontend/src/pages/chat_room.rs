@@ -8,8 +8,7 @@ use serde_json::json;
 
 use crate::chat::log::ChatLog;
 use crate::components::connection_status::ConnectionStatus;
-use crate::components::name_form::NameForm;
-use crate::identity::use_identity;
+use crate::components::name_form::NameGate;
 use crate::pages::not_found::NotFoundPage;
 use crate::socket::use_connection;
 
@@ -19,21 +18,19 @@ const HISTORY_ON_JOIN: u32 = 50;
 #[component]
 pub fn ChatRoomPage() -> impl IntoView {
     let params = use_params_map();
-    let identity = use_identity();
     let room = move || params.read().get("room").and_then(|room| slugify(&room));
-    move || match (room(), identity.name.get().is_some()) {
-        (None, _) => NotFoundPage().into_any(),
-        (Some(room), false) => view! {
-            <main class="page">
-                <header class="bar">
-                    <h1>"#" {room}</h1>
-                </header>
-                <p>"Choose the name others will see in this room."</p>
-                <NameForm submit_label="Enter room" />
-            </main>
+    move || match room() {
+        None => NotFoundPage().into_any(),
+        Some(room) => view! {
+            <NameGate
+                heading=format!("#{room}")
+                reason="Choose the name others will see in this room."
+                submit_label="Enter room"
+            >
+                <ChatRoom room=room.clone() />
+            </NameGate>
         }
         .into_any(),
-        (Some(room), true) => view! { <ChatRoom room=room /> }.into_any(),
     }
 }
 

@@ -9,9 +9,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 
 use crate::components::connection_status::ConnectionStatus;
-use crate::components::name_form::NameForm;
+use crate::components::name_form::NameGate;
 use crate::config::{MapConfig, Tiles, fetch_json, use_app_config};
-use crate::identity::use_identity;
 use crate::map::geolocation::{self, GeoError, Watch};
 use crate::map::leaflet::{self, WorldMap};
 use crate::map::state::{MapState, age_label, staleness};
@@ -22,21 +21,19 @@ use crate::socket::{ChannelEvent, Connection, use_connection};
 #[component]
 pub fn MapRoomPage() -> impl IntoView {
     let params = use_params_map();
-    let identity = use_identity();
     let room = move || params.read().get("room").and_then(|room| slugify(&room));
-    move || match (room(), identity.name.get().is_some()) {
-        (None, _) => NotFoundPage().into_any(),
-        (Some(room), false) => view! {
-            <main class="page">
-                <header class="bar">
-                    <h1>"Map · " {room}</h1>
-                </header>
-                <p>"Choose the name others will see next to your position."</p>
-                <NameForm submit_label="Open map" />
-            </main>
+    move || match room() {
+        None => NotFoundPage().into_any(),
+        Some(room) => view! {
+            <NameGate
+                heading=format!("Map · {room}")
+                reason="Choose the name others will see next to your position."
+                submit_label="Open map"
+            >
+                <MapRoom room=room.clone() />
+            </NameGate>
         }
         .into_any(),
-        (Some(room), true) => view! { <MapRoom room=room /> }.into_any(),
     }
 }
 

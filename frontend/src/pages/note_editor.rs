@@ -10,11 +10,11 @@ use gloo_timers::callback::Interval;
 use leptos::html;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
-use rookery_common::notes::{MAX_TITLE_CHARS, PeerCursor, PeerState, PeerUser};
+use rookery_common::notes::{MAX_TITLE_CHARS, PeerCursor, PeerState, PeerUser, is_valid_note_id};
 use rookery_common::{Bytes, ChannelName};
 
 use crate::components::connection_status::ConnectionStatus;
-use crate::components::name_form::NameForm;
+use crate::components::name_form::NameGate;
 use crate::identity::use_identity;
 use crate::notes::copies;
 use crate::notes::document::{Field, NoteDoc};
@@ -29,36 +29,20 @@ use crate::socket::{DocEvent, use_connection};
 #[component]
 pub fn NoteEditorPage() -> impl IntoView {
     let params = use_params_map();
-    let identity = use_identity();
-    let named = Memo::new(move |_| identity.name.with(Option::is_some));
-    let id = move || {
-        params
-            .read()
-            .get("id")
-            .filter(|id| ChannelName::new("notes", id).is_ok() && is_note_id(id))
-    };
-    move || match (id(), named.get()) {
-        (None, _) => NotFoundPage().into_any(),
-        (Some(_), false) => view! {
-            <main class="page">
-                <header class="bar">
-                    <h1>"Note"</h1>
-                </header>
-                <p>"Choose the name others will see next to your cursor."</p>
-                <NameForm submit_label="Open note" />
-            </main>
+    let id = move || params.read().get("id").filter(|id| is_valid_note_id(id));
+    move || match id() {
+        None => NotFoundPage().into_any(),
+        Some(id) => view! {
+            <NameGate
+                heading="Note"
+                reason="Choose the name others will see next to your cursor."
+                submit_label="Open note"
+            >
+                <NoteEditor id=id.clone() />
+            </NameGate>
         }
         .into_any(),
-        (Some(id), true) => view! { <NoteEditor id=id /> }.into_any(),
     }
-}
-
-/// The server's rule for note ids.
-fn is_note_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
 /// 53 random bits, as Yjs picks client ids.

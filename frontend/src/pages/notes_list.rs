@@ -9,30 +9,20 @@ use rookery_common::notes::{MAX_TITLE_CHARS, NOTES_LIST_CHANNEL};
 use rookery_common::{ChannelName, ClientMessage, NoteListEvent, ServerMessage};
 
 use crate::components::connection_status::ConnectionStatus;
-use crate::components::name_form::NameForm;
-use crate::identity::use_identity;
+use crate::components::name_form::NameGate;
 use crate::notes::list::{NoteList, display_title};
 use crate::socket::{ChannelEvent, Connection, use_connection};
 
 #[component]
 pub fn NotesListPage() -> impl IntoView {
-    let identity = use_identity();
-    let named = Memo::new(move |_| identity.name.with(Option::is_some));
-    move || {
-        if named.get() {
-            view! { <NotesList /> }.into_any()
-        } else {
-            view! {
-                <main class="page">
-                    <header class="bar">
-                        <h1>"Notes"</h1>
-                    </header>
-                    <p>"Choose the name others will see while you edit."</p>
-                    <NameForm submit_label="Open notes" />
-                </main>
-            }
-            .into_any()
-        }
+    view! {
+        <NameGate
+            heading="Notes"
+            reason="Choose the name others will see while you edit."
+            submit_label="Open notes"
+        >
+            <NotesList />
+        </NameGate>
     }
 }
 
