@@ -76,8 +76,8 @@ async fn expect_type(reader: &mut Reader, wanted: &str) -> anyhow::Result<()> {
     anyhow::bail!("the server closed the socket during the handshake")
 }
 
-/// The `n`th source address of `base` (127.0.0.1, 127.0.0.2, …) when
-/// spreading over `count` of them.
+/// The loopback source address (127.0.0.1, 127.0.0.2, …) of connection
+/// `index` when spreading over `sources` of them; `None` for just one.
 pub fn source_address(sources: usize, index: usize) -> Option<IpAddr> {
     (sources > 1).then(|| {
         let octet = 1 + (index % sources) as u8;

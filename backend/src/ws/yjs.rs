@@ -116,28 +116,19 @@ async fn serve(socket: WebSocket, state: AppState, client_ip: IpAddr, note: Stri
         return;
     };
     let notes = state.notes.clone();
-    let mut handle = match notes.open(&note).await {
-        Ok(handle) => handle,
-        Err(NotesError::Deleted) => {
-            let _ = sink.send(close(DELETED.0, DELETED.1)).await;
-            return;
-        }
-        Err(error) => {
-            tracing::error!(%note, %error, "cannot open note");
-            let _ = sink
-                .send(close(CloseCode::InternalError, "cannot open the note"))
-                .await;
-            return;
-        }
-    };
     let (frames_tx, mut frames) = mpsc::channel::<YjsOut>(state.config.limits.outbound_queue);
     let slow = Arc::new((AtomicBool::new(false), Notify::new()));
     let peer_sink = YjsSink {
         frames: frames_tx,
         slow: slow.clone(),
     };
-    // Replaces the handle if the note was unloaded meanwhile.
-    let (peer, opening) = match notes.join_yjs(&mut handle, peer_sink.clone()).await {
+    let joined = async {
+        let mut handle = notes.open(&note).await?;
+        // Replaces the handle if the note was unloaded meanwhile.
+        let (peer, opening) = notes.join_yjs(&mut handle, peer_sink.clone()).await?;
+        Ok::<_, NotesError>((handle, peer, opening))
+    };
+    let (handle, peer, opening) = match joined.await {
         Ok(joined) => joined,
         Err(NotesError::Deleted) => {
             let _ = sink.send(close(DELETED.0, DELETED.1)).await;
