@@ -12,6 +12,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::auth::Verifier;
+use crate::cluster::ClusterConfig;
 use crate::http::assets::Assets;
 use crate::hub::{HubLimits, NamespaceConfig, Namespaces};
 use crate::net::proxy::TrustedProxies;
@@ -43,6 +44,16 @@ pub struct ServeArgs {
     /// SQLite under --data-dir
     #[arg(long, env = "ROOKERY_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// Redis URL (redis://host:port/db): join the cluster of every node on
+    /// the same Redis; without it the node stands alone
+    #[arg(long, env = "ROOKERY_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Cluster mode: seconds a presence lease lives unless its node
+    /// refreshes it, i.e. how soon a dead node's members leave [default: 15]
+    #[arg(long, env = "ROOKERY_PRESENCE_TTL")]
+    pub presence_ttl: Option<u64>,
 
     /// Origins allowed to open WebSockets besides the server's own, comma
     /// separated (e.g. https://app.example.com); `*` allows any
@@ -192,6 +203,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Postgres for notes; `None`: SQLite under `data_dir`.
     pub database_url: Option<String>,
+    /// Cluster membership (`--redis-url`); `None`: a single node.
+    pub cluster: Option<ClusterConfig>,
     pub web_app: WebApp,
     pub allowed_origins: AllowedOrigins,
     /// HTTPS on `listen`; `None`: plain HTTP.
@@ -247,6 +260,10 @@ impl std::fmt::Debug for Config {
             .field(
                 "database_url",
                 &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "cluster",
+                &self.cluster.as_ref().map(|c| ("<redacted>", c.lease_ttl)),
             )
             .field("web_app", &self.web_app)
             .field("allowed_origins", &self.allowed_origins)
@@ -400,6 +417,7 @@ impl Config {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000))),
             data_dir: args.data_dir.unwrap_or_else(|| PathBuf::from("data")),
             database_url: args.database_url,
+            cluster: cluster(args.redis_url, args.presence_ttl)?,
             web_app: web_app(args.dist_dir),
             allowed_origins: AllowedOrigins::parse(args.allowed_origins.as_deref().unwrap_or(""))
                 .map_err(|message| ConfigError::Invalid {
@@ -461,6 +479,8 @@ impl ServeArgs {
             listen: self.listen.or(file.listen),
             data_dir: self.data_dir.or(file.data_dir),
             database_url: self.database_url.or(file.database_url),
+            redis_url: self.redis_url.or(file.redis_url),
+            presence_ttl: self.presence_ttl.or(file.presence_ttl),
             dist_dir: self.dist_dir.or(file.dist_dir),
             allowed_origins: self.allowed_origins.or(file.allowed_origins),
             tls_cert: self.tls_cert.or(file.tls_cert),
@@ -527,6 +547,40 @@ fn tls(
             name: "tls_cert",
             message: error.to_string(),
         })
+}
+
+fn cluster(
+    redis_url: Option<String>,
+    presence_ttl: Option<u64>,
+) -> Result<Option<ClusterConfig>, ConfigError> {
+    let lease_ttl = match presence_ttl {
+        Some(0) => {
+            return Err(ConfigError::Invalid {
+                name: "presence_ttl",
+                message: "must be at least 1 second".into(),
+            });
+        }
+        seconds => Duration::from_secs(seconds.unwrap_or(15)),
+    };
+    let Some(redis_url) = redis_url else {
+        return Ok(None);
+    };
+    if !redis_url.starts_with("redis://") {
+        return Err(ConfigError::Invalid {
+            name: "redis_url",
+            message: "use redis://[:password@]host:port[/db]".into(),
+        });
+    }
+    if let Err(error) = redis::Client::open(redis_url.as_str()) {
+        return Err(ConfigError::Invalid {
+            name: "redis_url",
+            message: error.to_string(),
+        });
+    }
+    Ok(Some(ClusterConfig {
+        redis_url,
+        lease_ttl,
+    }))
 }
 
 fn tiles(url: Option<&str>, attribution: Option<String>) -> Result<Tiles, ConfigError> {

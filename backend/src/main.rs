@@ -141,6 +141,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("cannot open the notes store")?;
     tracing::info!(store = store.kind(), "notes store open");
+    if config.cluster.is_some() {
+        tracing::info!("cluster mode: following Redis");
+    }
     let state = AppState::new(config, store);
     // Tests and scripts read this line to learn the port of `--listen …:0`.
     println!("rookery listening on {scheme}://{address}");
@@ -155,7 +158,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         app: listener,
         redirect_http,
     };
+    let cluster = state.cluster.clone();
     rookery::run(listeners, state, shutdown_signal(), DRAIN_LIMIT).await?;
+    if let Some(cluster) = cluster {
+        // The closed sockets' presence leases end now, not at their TTL.
+        cluster.flush().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -16,6 +16,7 @@ use rookery_common::{ChannelName, CloseCode, NoteListEvent};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::http::{health, static_files};
 use crate::hub::{Hub, Publisher, unix_time_ms};
@@ -36,6 +37,8 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub hub: Hub,
+    /// Cluster mode: this node's handle on Redis.
+    pub cluster: Option<Cluster>,
     pub notes: Arc<Notes>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
@@ -85,15 +88,30 @@ impl AppState {
     /// Builds the state; must run inside a tokio runtime (it starts the hub's
     /// sweeper).
     pub fn new(config: Config, store: Store) -> Self {
-        let hub = Hub::new(config.namespaces.clone(), config.limits.hub.clone());
+        let hub = match &config.cluster {
+            Some(_) => Hub::new_clustered(config.namespaces.clone(), config.limits.hub.clone()),
+            None => Hub::new(config.namespaces.clone(), config.limits.hub.clone()),
+        };
         hub.spawn_sweeper(SWEEP_PERIOD);
+        let cluster = config.cluster.as_ref().map(|cluster| {
+            Cluster::start(cluster, hub.clone()).expect("the Redis URL was checked with the config")
+        });
         let list_hub = hub.clone();
+        let list_cluster = cluster.clone();
+        let idempotency_window = config.limits.hub.idempotency_window;
         let notes = Arc::new(
-            Notes::new(store, config.limits.notes.clone())
-                .with_list_listener(Box::new(move |event| announce_in_hub(&list_hub, &event))),
+            Notes::new(store, config.limits.notes.clone()).with_list_listener(Box::new(
+                move |event| match &list_cluster {
+                    None => announce_in_hub(&list_hub, &event),
+                    Some(cluster) => {
+                        announce_in_cluster(&list_hub, cluster, &event, idempotency_window);
+                    }
+                },
+            )),
         );
         Self {
             hub,
+            cluster,
             notes,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
@@ -181,6 +199,37 @@ fn announce_in_hub(hub: &Hub, event: &NoteListEvent) {
         // Only a configuration that changed `notes_list` can get here.
         tracing::warn!(%channel, %error, "notes list event not published");
     }
+}
+
+/// Publishes a notes list event in `notes_list:all` through the cluster, so
+/// every node's subscribers hear it. In the background: the listener is
+/// called with a note's lock released but must not wait.
+fn announce_in_cluster(
+    hub: &Hub,
+    cluster: &Cluster,
+    event: &NoteListEvent,
+    idempotency_window: Duration,
+) {
+    let channel = ChannelName::parse(NOTES_LIST_CHANNEL).expect("a valid channel name");
+    let data = serde_json::to_value(event).expect("list events serialise");
+    let prepared =
+        hub.with(|hub| hub.prepare_publication(Publisher::Server, &channel, data, unix_time_ms()));
+    let (publication, namespace) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            tracing::warn!(%channel, %error, "notes list event not published");
+            return;
+        }
+    };
+    let cluster = cluster.clone();
+    tokio::spawn(async move {
+        let published = cluster
+            .publish(&channel, &publication, None, &namespace, idempotency_window)
+            .await;
+        if let Err(error) = published {
+            tracing::warn!(%channel, %error, "notes list event not published");
+        }
+    });
 }
 
 /// Every route of the node.

@@ -94,6 +94,7 @@ code_table! {
         NoteDeleted = 128, "note_deleted", "the note was deleted; its id is not used again";
         UnknownNote = 129, "unknown_note", "no note has that id";
         InvalidTitle = 130, "invalid_title", "the title is over 200 characters or holds control characters";
+        Unavailable = 131, "unavailable", "the cluster's broker (Redis) cannot be reached; nothing was done, try again";
     }
 }
 
@@ -117,6 +118,7 @@ code_table! {
         ConnectTimeout = 4103, "connect_timeout", "no `connect` command arrived in time";
         Shutdown = 4200, "shutdown", "the server is shutting down; reconnect (to another node)";
         HeartbeatTimeout = 4201, "heartbeat_timeout", "the client stopped answering pings";
+        StreamReset = 4202, "stream_reset", "the node lost its place in a channel's stream (a broker outage); reconnect and recover";
     }
 }
 

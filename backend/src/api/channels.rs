@@ -49,6 +49,9 @@ pub async fn presence(
     Path(channel): Path<String>,
 ) -> Result<Json<PresenceResponse>, ApiError> {
     let channel = parse_channel(&channel)?;
+    if let Some(cluster) = &state.cluster {
+        cluster.follow(&state.hub, &channel).await?;
+    }
     let members = state.hub.with(|hub| hub.presence(&channel))?;
     Ok(Json(PresenceResponse { channel, members }))
 }
@@ -88,6 +91,9 @@ pub async fn history(
             ));
         }
     };
+    if let Some(cluster) = &state.cluster {
+        cluster.follow(&state.hub, &channel).await?;
+    }
     let (position, publications) = state
         .hub
         .with(|hub| hub.history(&channel, since.as_ref(), query.limit, Instant::now()))?;

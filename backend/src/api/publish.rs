@@ -94,22 +94,48 @@ pub async fn publish(
     }
     let now = Instant::now();
     let time_ms = unix_time_ms();
-    let results = state.hub.with(|hub| {
-        channels
-            .into_iter()
-            .map(|channel| {
-                let position = hub.publish(
-                    Publisher::Server,
-                    &channel,
-                    request.data.clone(),
-                    request.idempotency_key.as_deref(),
-                    now,
-                    time_ms,
-                )?;
-                Ok(PublishResult { channel, position })
-            })
-            .collect::<Result<Vec<_>, crate::hub::HubError>>()
-    })?;
+    let results = match &state.cluster {
+        None => state.hub.with(|hub| {
+            channels
+                .into_iter()
+                .map(|channel| {
+                    let position = hub.publish(
+                        Publisher::Server,
+                        &channel,
+                        request.data.clone(),
+                        request.idempotency_key.as_deref(),
+                        now,
+                        time_ms,
+                    )?;
+                    Ok(PublishResult { channel, position })
+                })
+                .collect::<Result<Vec<_>, crate::hub::HubError>>()
+        })?,
+        Some(cluster) => {
+            let mut results = Vec::with_capacity(channels.len());
+            for channel in channels {
+                let (publication, namespace) = state.hub.with(|hub| {
+                    hub.prepare_publication(
+                        Publisher::Server,
+                        &channel,
+                        request.data.clone(),
+                        time_ms,
+                    )
+                })?;
+                let position = cluster
+                    .publish(
+                        &channel,
+                        &publication,
+                        request.idempotency_key.as_deref(),
+                        &namespace,
+                        state.config.limits.hub.idempotency_window,
+                    )
+                    .await?;
+                results.push(PublishResult { channel, position });
+            }
+            results
+        }
+    };
     Ok(Json(PublishResponse { results }))
 }
 

@@ -14,11 +14,18 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The node takes new connections; 503 while shutting down so load
-/// balancers stop sending traffic.
+/// The node takes new connections; 503 while shutting down, and in a
+/// cluster while Redis cannot be reached, so load balancers send traffic
+/// elsewhere (its clients stay connected meanwhile).
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.is_shutting_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if state
+        .cluster
+        .as_ref()
+        .is_some_and(|cluster| !cluster.is_ready())
+    {
+        (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable")
     } else {
         (StatusCode::OK, "ready")
     }

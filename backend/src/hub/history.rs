@@ -23,6 +23,18 @@ struct Entry {
     expires: Instant,
 }
 
+/// What [`History::apply`] did with a publication stamped elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Appended,
+    /// Already kept (or older than what is kept): nothing to deliver.
+    Duplicate,
+    /// Publications from offset `from` on are missing before this one.
+    Gap {
+        from: u64,
+    },
+}
+
 /// The answer to a recovery request.
 #[derive(Debug, PartialEq)]
 pub struct Recovery {
@@ -63,6 +75,69 @@ impl History {
             self.entries.pop_front();
         }
         position
+    }
+
+    /// A copy of a stream kept elsewhere (the cluster's Redis): `top` is
+    /// the newest offset, `publications` the newest kept ones, oldest first,
+    /// each with its position. Their age comes from their publication time.
+    pub fn restore(
+        epoch: String,
+        top: u64,
+        publications: Vec<Publication>,
+        max_size: usize,
+        ttl: Duration,
+        now: Instant,
+        now_ms: u64,
+    ) -> Self {
+        let mut history = Self::new(epoch, max_size, ttl);
+        history.top = top;
+        for publication in publications {
+            history.keep(publication, now, now_ms);
+        }
+        history.expire(now);
+        history
+    }
+
+    /// Takes a publication already stamped elsewhere, in stream order.
+    pub fn apply(&mut self, publication: Publication, now: Instant, now_ms: u64) -> Applied {
+        let Some(position) = publication.position.as_ref() else {
+            return Applied::Duplicate;
+        };
+        if position.epoch != self.epoch {
+            // The stream started over (its keys expired, or the broker
+            // lost them): only its first publication can follow on.
+            if position.offset != 1 {
+                return Applied::Gap { from: 1 };
+            }
+            self.epoch.clone_from(&position.epoch);
+            self.top = 0;
+            self.entries.clear();
+        }
+        if position.offset <= self.top {
+            return Applied::Duplicate;
+        }
+        if position.offset > self.top + 1 {
+            return Applied::Gap { from: self.top + 1 };
+        }
+        self.top = position.offset;
+        self.keep(publication, now, now_ms);
+        Applied::Appended
+    }
+
+    fn keep(&mut self, publication: Publication, now: Instant, now_ms: u64) {
+        let age = Duration::from_millis(now_ms.saturating_sub(publication.time));
+        self.entries.push_back(Entry {
+            publication,
+            expires: now + self.ttl.saturating_sub(age),
+        });
+        while self.entries.len() > self.max_size {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The stream's epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     /// Drops what has outlived the TTL. Entries are appended in time order,
@@ -212,5 +287,62 @@ mod tests {
             .collect();
         assert_eq!(latest, [json!(4), json!(5)]);
         assert_eq!(history.latest(50, now).len(), 5);
+    }
+
+    fn stamped(epoch: &str, offset: u64, time: u64) -> Publication {
+        Publication {
+            position: Some(at(epoch, offset)),
+            data: json!(offset),
+            sender: None,
+            time,
+        }
+    }
+
+    #[test]
+    fn a_copy_takes_stamped_publications_in_order_and_reports_gaps() {
+        let now = Instant::now();
+        let ttl = Duration::from_secs(60);
+        let kept = vec![stamped("e", 3, 1_000), stamped("e", 4, 1_000)];
+        let mut history = History::restore("e".into(), 4, kept, 10, ttl, now, 1_000);
+        assert_eq!(history.position(), at("e", 4));
+        assert_eq!(offsets(&history.since(&at("e", 2), now)), [3, 4]);
+        assert!(!history.since(&at("e", 1), now).recovered);
+
+        assert_eq!(
+            history.apply(stamped("e", 4, 1_000), now, 1_000),
+            Applied::Duplicate
+        );
+        assert_eq!(
+            history.apply(stamped("e", 5, 1_000), now, 1_000),
+            Applied::Appended
+        );
+        assert_eq!(
+            history.apply(stamped("e", 7, 1_000), now, 1_000),
+            Applied::Gap { from: 6 }
+        );
+        assert_eq!(history.position(), at("e", 5));
+        // A new epoch follows on only from its first publication.
+        assert_eq!(
+            history.apply(stamped("f", 2, 1_000), now, 1_000),
+            Applied::Gap { from: 1 }
+        );
+        assert_eq!(
+            history.apply(stamped("f", 1, 1_000), now, 1_000),
+            Applied::Appended
+        );
+        assert_eq!(history.position(), at("f", 1));
+        assert!(!history.since(&at("e", 5), now).recovered);
+    }
+
+    #[test]
+    fn a_copy_ages_publications_by_their_publication_time() {
+        let now = Instant::now();
+        let ttl = Duration::from_secs(60);
+        let kept = vec![stamped("e", 1, 0), stamped("e", 2, 50_000)];
+        let mut history = History::restore("e".into(), 2, kept, 10, ttl, now, 70_000);
+        // Published 70 s ago: already past the 60 s TTL.
+        assert_eq!(offsets(&history.since(&at("e", 1), now)), [2]);
+        history.expire(now + Duration::from_secs(41));
+        assert!(history.is_empty());
     }
 }

@@ -27,6 +27,7 @@ use rookery_common::ErrorCode;
 
 pub use namespace::{ChannelKind, NamespaceConfig, Namespaces, Publishers};
 pub use outbox::{Closing, Frame, Next, Outbox, OutboxReceiver};
+pub use state::mirror::{ChannelSnapshot, ClusterEvent, Gap, Resync};
 pub use state::{HubState, Publisher};
 
 /// A command refused by the hub, with the code the client sees.
@@ -110,6 +111,13 @@ impl Hub {
     pub fn new(namespaces: Namespaces, limits: HubLimits) -> Self {
         Self {
             state: Arc::new(Mutex::new(HubState::new(namespaces, limits))),
+        }
+    }
+
+    /// The hub of a cluster member (see `state::mirror`).
+    pub fn new_clustered(namespaces: Namespaces, limits: HubLimits) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(HubState::clustered(namespaces, limits))),
         }
     }
 

@@ -1,4 +1,9 @@
 //! Who is in one channel: one member per user, however many connections.
+//!
+//! On one node a member is counted per connection ([`Presence::join`]); in
+//! a cluster per lease, each connection's entry in Redis
+//! ([`Presence::join_lease`]), so a user on two nodes is one member and a
+//! lease seen twice (its own event after a reload) counts once.
 
 use std::collections::HashMap;
 
@@ -7,6 +12,8 @@ use rookery_common::{UserId, UserInfo};
 #[derive(Debug, Default)]
 pub struct Presence {
     members: HashMap<UserId, Member>,
+    /// Cluster mode: lease id -> its user.
+    leases: HashMap<String, UserId>,
 }
 
 #[derive(Debug)]
@@ -36,6 +43,27 @@ impl Presence {
         } else {
             None
         }
+    }
+
+    /// Counts a lease; true when it makes `info.user` a new member. A lease
+    /// already counted changes nothing.
+    pub fn join_lease(&mut self, lease: &str, info: &UserInfo) -> bool {
+        if self.leases.contains_key(lease) {
+            return false;
+        }
+        self.leases.insert(lease.to_owned(), info.user.clone());
+        self.join(info)
+    }
+
+    /// Forgets a lease; returns the member when it was their last.
+    pub fn leave_lease(&mut self, lease: &str) -> Option<UserInfo> {
+        let user = self.leases.remove(lease)?;
+        self.leave(&user)
+    }
+
+    /// The lease ids counted, in no order.
+    pub fn leases(&self) -> impl Iterator<Item = &str> {
+        self.leases.keys().map(String::as_str)
     }
 
     pub fn contains(&self, user: &UserId) -> bool {
@@ -74,5 +102,19 @@ mod tests {
         assert_eq!(presence.leave(&ada.user), Some(ada.clone()));
         assert_eq!(presence.n_members(), 0);
         assert_eq!(presence.leave(&ada.user), None);
+    }
+
+    #[test]
+    fn leases_count_once_and_make_one_member_per_user() {
+        let mut presence = Presence::default();
+        let ada = UserInfo::new(UserId("ada".into()), "Ada".into());
+        assert!(presence.join_lease("n1/1", &ada));
+        assert!(!presence.join_lease("n1/1", &ada), "the same lease again");
+        assert!(!presence.join_lease("n2/7", &ada), "Ada on a second node");
+        assert_eq!(presence.n_members(), 1);
+        assert_eq!(presence.leave_lease("n1/1"), None);
+        assert_eq!(presence.leave_lease("n1/1"), None, "gone already");
+        assert_eq!(presence.leave_lease("n2/7"), Some(ada));
+        assert_eq!(presence.n_members(), 0);
     }
 }

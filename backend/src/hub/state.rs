@@ -7,6 +7,8 @@
 //! queued in the same critical section as publications, so nothing can fall
 //! between a subscription's history and its first live message.
 
+pub mod mirror;
+
 use std::collections::{HashMap, HashSet};
 
 use std::time::Duration;
@@ -35,6 +37,13 @@ pub struct HubState {
     idempotency: IdempotencyCache,
     next_connection_id: u64,
     stats: HubStats,
+    /// A cluster member: channels are copies of the cluster's (see
+    /// [`mirror`]), presence counts leases, and publishing is the
+    /// cluster's job ([`HubState::prepare_publication`]).
+    clustered: bool,
+    /// Leases this node gave up (unsubscribes, disconnects) that the
+    /// cluster has yet to remove from Redis.
+    released: Vec<(ChannelName, String)>,
 }
 
 #[derive(Debug)]
@@ -42,6 +51,8 @@ struct Connection {
     user: UserInfo,
     outbox: Outbox,
     channels: HashSet<ChannelName>,
+    /// Cluster mode: this connection's presence lease per channel.
+    leases: HashMap<ChannelName, String>,
 }
 
 #[derive(Debug)]
@@ -51,12 +62,16 @@ struct Channel {
     presence: Option<Presence>,
     /// Latest-value channels: each sharer's current position.
     values: Option<LatestValues>,
+    /// Cluster mode: the channel is a synced copy of the cluster's, kept
+    /// (even empty) until the cluster stops following it.
+    synced: Option<mirror::Synced>,
 }
 
 impl Channel {
     /// Nothing left to keep the channel for.
     fn is_idle(&self) -> bool {
-        self.subscribers.is_empty()
+        self.synced.is_none()
+            && self.subscribers.is_empty()
             && self.history.as_ref().is_none_or(History::is_empty)
             && self.values.as_ref().is_none_or(LatestValues::is_empty)
     }
@@ -81,7 +96,21 @@ impl HubState {
             idempotency: IdempotencyCache::default(),
             next_connection_id: 1,
             stats: HubStats::default(),
+            clustered: false,
+            released: Vec::new(),
         }
+    }
+
+    /// The state of a cluster member (see [`mirror`]).
+    pub fn clustered(namespaces: Namespaces, limits: HubLimits) -> Self {
+        Self {
+            clustered: true,
+            ..Self::new(namespaces, limits)
+        }
+    }
+
+    pub fn is_clustered(&self) -> bool {
+        self.clustered
     }
 
     pub fn stats(&self) -> HubStats {
@@ -132,6 +161,7 @@ impl HubState {
                 user,
                 outbox,
                 channels: HashSet::new(),
+                leases: HashMap::new(),
             },
         );
         connection_id
@@ -139,11 +169,12 @@ impl HubState {
 
     /// Forgets a connection: leaves every channel it was in.
     pub fn disconnect(&mut self, connection_id: ConnectionId) {
-        let Some(connection) = self.connections.remove(&connection_id) else {
+        let Some(mut connection) = self.connections.remove(&connection_id) else {
             return;
         };
         for channel in &connection.channels {
-            self.leave_channel(connection_id, &connection.user, channel);
+            let lease = connection.leases.remove(channel);
+            self.leave_channel(connection_id, &connection.user, channel, lease);
         }
     }
 
@@ -195,6 +226,7 @@ impl HubState {
             .entry(channel.clone())
             .or_insert_with(|| Channel {
                 subscribers: HashSet::new(),
+                synced: None,
                 history: (namespace.history_size > 0).then(|| {
                     History::new(new_epoch(), namespace.history_size, namespace.history_ttl)
                 }),
@@ -216,6 +248,26 @@ impl HubState {
         granted: bool,
         now: Instant,
     ) -> Result<(), HubError> {
+        self.subscribe_with_lease(
+            connection_id,
+            id,
+            channel,
+            since,
+            rewind,
+            granted,
+            None,
+            now,
+        )
+    }
+
+    /// What `subscribe` checks before changing anything: access, kind,
+    /// limits, a full channel. Returns the namespace.
+    pub fn check_subscribe(
+        &self,
+        connection_id: ConnectionId,
+        channel: &ChannelName,
+        granted: bool,
+    ) -> Result<NamespaceConfig, HubError> {
         let namespace = self.check_access(connection_id, channel, granted)?;
         if namespace.kind == ChannelKind::Document {
             return Err(wrong_kind(channel, "documents are joined with doc_sync"));
@@ -236,11 +288,9 @@ impl HubState {
                 ),
             ));
         }
-        let user = connection.user.clone();
-        let outbox = connection.outbox.clone();
         let max_members = self.limits.max_presence_members;
         if let Some(presence) = self.channels.get(channel).and_then(|c| c.presence.as_ref())
-            && !presence.contains(&user.user)
+            && !presence.contains(&connection.user.user)
             && presence.n_members() >= max_members
         {
             return Err(HubError::new(
@@ -248,13 +298,48 @@ impl HubState {
                 format!("{channel} has its maximum of {max_members} members"),
             ));
         }
+        Ok(namespace)
+    }
+
+    /// `subscribe`; in a cluster, with the connection's presence `lease`
+    /// (already in Redis) when the namespace has presence.
+    #[allow(clippy::too_many_arguments)]
+    pub fn subscribe_with_lease(
+        &mut self,
+        connection_id: ConnectionId,
+        id: Option<CommandId>,
+        channel: &ChannelName,
+        since: Option<&StreamPosition>,
+        rewind: Option<u32>,
+        granted: bool,
+        lease: Option<String>,
+        now: Instant,
+    ) -> Result<(), HubError> {
+        let namespace = self.check_subscribe(connection_id, channel, granted)?;
+        if self.clustered
+            && self
+                .channels
+                .get(channel)
+                .is_none_or(|c| c.synced.is_none())
+        {
+            // The cluster syncs a channel before subscribing to it; only a
+            // broker outage in between gets here.
+            return Err(mirror::unavailable(channel));
+        }
+        let connection = self.connection(connection_id)?;
+        let user = connection.user.clone();
+        let outbox = connection.outbox.clone();
 
         let entry = self.channel_entry(channel)?;
         entry.subscribers.insert(connection_id);
-        let joined = entry
-            .presence
-            .as_mut()
-            .is_some_and(|presence| presence.join(&user));
+        if let Some(synced) = &mut entry.synced {
+            synced.idle_since = None;
+        }
+        let joined = match (entry.presence.as_mut(), &lease) {
+            (Some(presence), Some(lease)) => presence.join_lease(lease, &user),
+            (Some(presence), None) => presence.join(&user),
+            (None, _) => false,
+        };
         let (position, recovered, publications) = match &mut entry.history {
             Some(history) => {
                 let (recovered, publications) = match (since, rewind) {
@@ -283,11 +368,14 @@ impl HubState {
         };
         let members = entry.presence.as_ref().map(Presence::members);
         let locations = entry.values.as_ref().map(LatestValues::snapshot);
-        self.connections
+        let connection = self
+            .connections
             .get_mut(&connection_id)
-            .expect("checked above")
-            .channels
-            .insert(channel.clone());
+            .expect("checked above");
+        connection.channels.insert(channel.clone());
+        if let Some(lease) = lease {
+            connection.leases.insert(channel.clone(), lease);
+        }
 
         let reply = ServerMessage::Subscribed {
             id,
@@ -324,8 +412,9 @@ impl HubState {
                 format!("not subscribed to {channel}"),
             ));
         }
+        let lease = connection.leases.remove(channel);
         let user = connection.user.clone();
-        self.leave_channel(connection_id, &user, channel);
+        self.leave_channel(connection_id, &user, channel, lease);
         Ok(())
     }
 
@@ -334,16 +423,30 @@ impl HubState {
         connection_id: ConnectionId,
         user: &UserInfo,
         channel: &ChannelName,
+        lease: Option<String>,
     ) {
         let join_leave = self.namespace(channel).is_ok_and(|ns| ns.join_leave);
         let Some(entry) = self.channels.get_mut(channel) else {
+            if let Some(lease) = lease {
+                self.released.push((channel.clone(), lease));
+            }
             return;
         };
         entry.subscribers.remove(&connection_id);
-        let left = entry
-            .presence
-            .as_mut()
-            .and_then(|presence| presence.leave(&user.user));
+        if entry.subscribers.is_empty()
+            && let Some(synced) = &mut entry.synced
+        {
+            synced.idle_since = Some(Instant::now());
+        }
+        let left = match (entry.presence.as_mut(), &lease) {
+            (Some(presence), Some(lease)) => presence.leave_lease(lease),
+            (Some(presence), None) => presence.leave(&user.user),
+            (None, _) => None,
+        };
+        if let Some(lease) = lease {
+            self.released.push((channel.clone(), lease));
+        }
+
         if entry.is_idle() {
             self.channels.remove(channel);
         } else if let Some(member) = left
@@ -368,43 +471,14 @@ impl HubState {
         now: Instant,
         time_ms: u64,
     ) -> Result<Option<StreamPosition>, HubError> {
-        let namespace = match publisher {
-            Publisher::Connection { id, granted } => self.check_access(id, channel, granted)?,
-            Publisher::Server => self.namespace(channel)?.clone(),
-        };
-        if namespace.kind != ChannelKind::Stream {
-            return Err(wrong_kind(
-                channel,
-                "publish needs a stream channel; use locate",
-            ));
-        }
-        let sender = match publisher {
-            Publisher::Connection {
-                id: connection_id, ..
-            } => {
-                if namespace.publishers == Publishers::Server {
-                    return Err(HubError::new(
-                        ErrorCode::PermissionDenied,
-                        format!("only the server publishes in {}:", channel.namespace()),
-                    ));
-                }
-                Some(self.connection(connection_id)?.user.clone())
-            }
-            Publisher::Server => None,
-        };
+        let (mut publication, namespace) =
+            self.prepare_publication(publisher, channel, data, time_ms)?;
         if let Some(key) = idempotency_key
             && let Some(position) = self.idempotency.get(channel, key, now)
         {
             self.stats.n_duplicate_publications += 1;
             return Ok(position);
         }
-
-        let mut publication = Publication {
-            position: None,
-            data,
-            sender,
-            time: time_ms,
-        };
         let position = match self.channels.get_mut(channel) {
             Some(entry) => entry
                 .history
@@ -436,6 +510,59 @@ impl HubState {
         };
         self.broadcast(channel, &push, None);
         Ok(position)
+    }
+
+    /// Everything `publish` checks (access, kind, who may publish), and the
+    /// publication it would make, without a position and without sending
+    /// it: in a cluster, Redis stamps and fans it out.
+    pub fn prepare_publication(
+        &self,
+        publisher: Publisher,
+        channel: &ChannelName,
+        data: Value,
+        time_ms: u64,
+    ) -> Result<(Publication, NamespaceConfig), HubError> {
+        let namespace = match publisher {
+            Publisher::Connection { id, granted } => self.check_access(id, channel, granted)?,
+            Publisher::Server => self.namespace(channel)?.clone(),
+        };
+        if namespace.kind != ChannelKind::Stream {
+            return Err(wrong_kind(
+                channel,
+                "publish needs a stream channel; use locate",
+            ));
+        }
+        let sender = match publisher {
+            Publisher::Connection {
+                id: connection_id, ..
+            } => {
+                if namespace.publishers == Publishers::Server {
+                    return Err(HubError::new(
+                        ErrorCode::PermissionDenied,
+                        format!("only the server publishes in {}:", channel.namespace()),
+                    ));
+                }
+                Some(self.connection(connection_id)?.user.clone())
+            }
+            Publisher::Server => None,
+        };
+        let publication = Publication {
+            position: None,
+            data,
+            sender,
+            time: time_ms,
+        };
+        Ok((publication, namespace))
+    }
+
+    /// `channel`'s namespace settings, if it is configured.
+    pub fn namespace_config(&self, channel: &ChannelName) -> Result<NamespaceConfig, HubError> {
+        self.namespace(channel).cloned()
+    }
+
+    /// Who a connection is.
+    pub fn user(&self, connection_id: ConnectionId) -> Result<UserInfo, HubError> {
+        self.connection(connection_id).map(|c| c.user.clone())
     }
 
     /// The kind of `channel`'s namespace, if it is configured.

@@ -6,6 +6,7 @@
 //! - [`note_commands`]: the notes list's commands (list, create, rename,
 //!   delete).
 
+mod cluster_commands;
 mod note_commands;
 
 use std::time::Duration;
@@ -170,7 +171,15 @@ impl Session {
                     self.error(id, error.code, error.message);
                 }
             }
-            command => self.dispatch(command),
+            command => match self.cluster_for(&command) {
+                Some(cluster) => {
+                    let id = command.id();
+                    if let Err(error) = self.cluster_command(&cluster, command).await {
+                        self.error(id, error.code, error.message);
+                    }
+                }
+                None => self.dispatch(command),
+            },
         }
         self.state.metrics.observe_command(kind, started.elapsed());
     }
@@ -380,10 +389,16 @@ impl Session {
                 self.acknowledge(&ServerMessage::Unsubscribed { id, channel });
                 Ok(())
             }
-            ClientMessage::Unsubscribe { id, channel } => self
-                .hub()
-                .with(|hub| hub.unsubscribe(connection_id, &channel))
-                .map(|()| self.acknowledge(&ServerMessage::Unsubscribed { id, channel })),
+            ClientMessage::Unsubscribe { id, channel } => {
+                let unsubscribed = self
+                    .hub()
+                    .with(|hub| hub.unsubscribe(connection_id, &channel));
+                if let Some(cluster) = &self.state.cluster {
+                    cluster.release_leases(self.hub());
+                }
+                unsubscribed
+                    .map(|()| self.acknowledge(&ServerMessage::Unsubscribed { id, channel }))
+            }
             ClientMessage::Publish {
                 id,
                 channel,
@@ -487,22 +502,7 @@ impl Session {
         idempotency_key: Option<&str>,
         now: Instant,
     ) -> Result<(), HubError> {
-        if !self.publishes.try_take(now) {
-            Metrics::bump(&self.state.metrics.n_rate_limited);
-            return Err(HubError::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "at most {} publishes per second",
-                    self.state.config.limits.max_publish_rate
-                ),
-            ));
-        }
-        if idempotency_key.is_some_and(|key| key.is_empty() || key.len() > 128) {
-            return Err(HubError::new(
-                ErrorCode::BadRequest,
-                "idempotency_key must be 1 to 128 bytes",
-            ));
-        }
+        self.check_publish(idempotency_key, now)?;
         let granted = self.capabilities.allows(&channel);
         let position = self.hub().with(|hub| {
             hub.publish(
@@ -522,6 +522,31 @@ impl Session {
             channel,
             position,
         });
+        Ok(())
+    }
+
+    /// The publish rate limit and the idempotency key's length.
+    fn check_publish(
+        &mut self,
+        idempotency_key: Option<&str>,
+        now: Instant,
+    ) -> Result<(), HubError> {
+        if !self.publishes.try_take(now) {
+            Metrics::bump(&self.state.metrics.n_rate_limited);
+            return Err(HubError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "at most {} publishes per second",
+                    self.state.config.limits.max_publish_rate
+                ),
+            ));
+        }
+        if idempotency_key.is_some_and(|key| key.is_empty() || key.len() > 128) {
+            return Err(HubError::new(
+                ErrorCode::BadRequest,
+                "idempotency_key must be 1 to 128 bytes",
+            ));
+        }
         Ok(())
     }
 
@@ -670,6 +695,9 @@ impl Session {
         }
         if let Some(connection_id) = self.connection_id.take() {
             self.hub().with(|hub| hub.disconnect(connection_id));
+            if let Some(cluster) = &self.state.cluster {
+                cluster.release_leases(self.hub());
+            }
         }
     }
 }

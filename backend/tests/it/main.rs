@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod binary;
 mod chat;
+mod cluster;
 mod lifecycle;
 mod limits;
 mod map;

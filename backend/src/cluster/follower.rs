@@ -1,0 +1,300 @@
+//! The node's one pub/sub connection: it follows the channels this node's
+//! clients use, applies every event to the hub's copies in Redis's order,
+//! fills gaps from the stream, and after a lost connection reconnects with
+//! backoff and resyncs every copy.
+//!
+//! Everything that changes which channels are followed runs in this one
+//! task, in order with the messages: a channel is never unsubscribed
+//! behind a newer subscribe, and stale messages from an earlier period of
+//! following are drained before the channel is followed again.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use redis::aio::{PubSubSink, PubSubStream};
+use rookery_common::backoff::Backoff;
+use rookery_common::{ChannelName, Publication};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{CONNECT_TIMEOUT, Cluster, LINGER, RESPONSE_TIMEOUT, scripts, unavailable, wire};
+use crate::hub::{ChannelSnapshot, Gap, Hub, HubError, unix_time_ms};
+
+pub enum Request {
+    Follow {
+        channel: ChannelName,
+        done: oneshot::Sender<Result<(), HubError>>,
+    },
+}
+
+/// Why the connection is given up and made again.
+struct Lost;
+
+/// How often idle channels are let go and the connection is pinged.
+const TICK: Duration = Duration::from_secs(1);
+/// Channels per SUBSCRIBE when resubscribing after a reconnect.
+const SUBSCRIBE_BATCH: usize = 500;
+
+pub async fn run(
+    client: redis::Client,
+    cluster: Cluster,
+    hub: Hub,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+) {
+    let backoff = Backoff {
+        initial_ms: 100,
+        max_ms: 5_000,
+    };
+    let mut attempt = 0;
+    loop {
+        cluster.shared.following.store(false, Ordering::SeqCst);
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await;
+        let pubsub = match connected {
+            Ok(Ok(pubsub)) => pubsub,
+            failed => {
+                if attempt == 0 {
+                    match failed {
+                        Ok(Err(error)) => tracing::warn!(%error, "redis: cannot connect; retrying"),
+                        _ => tracing::warn!("redis: connect timed out; retrying"),
+                    }
+                }
+                // Nobody waits for a broker that is not there.
+                if refuse_waiting(&mut requests) {
+                    return;
+                }
+                let delay = backoff.delay_ms(attempt, rand::random::<f64>());
+                attempt = attempt.saturating_add(1);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        let mut follower = Follower {
+            cluster: &cluster,
+            hub: &hub,
+        };
+        if follower.resync_all(&mut sink).await.is_err() {
+            continue;
+        }
+        if attempt > 0 {
+            tracing::info!("redis: connected again; every followed channel resynced");
+        }
+        attempt = 0;
+        cluster.shared.following.store(true, Ordering::SeqCst);
+        match follower.serve(&mut sink, &mut stream, &mut requests).await {
+            Ok(()) => return,
+            Err(Lost) => tracing::warn!("redis: pub/sub connection lost; reconnecting"),
+        }
+    }
+}
+
+/// Answers every waiting request with `unavailable`; true when the node is
+/// gone (nobody can send requests any more).
+fn refuse_waiting(requests: &mut mpsc::UnboundedReceiver<Request>) -> bool {
+    loop {
+        match requests.try_recv() {
+            Ok(Request::Follow { channel, done }) => {
+                let _ = done.send(Err(unavailable(&channel)));
+            }
+            Err(mpsc::error::TryRecvError::Empty) => return false,
+            Err(mpsc::error::TryRecvError::Disconnected) => return true,
+        }
+    }
+}
+
+struct Follower<'a> {
+    cluster: &'a Cluster,
+    hub: &'a Hub,
+}
+
+impl Follower<'_> {
+    async fn serve(
+        &mut self,
+        sink: &mut PubSubSink,
+        stream: &mut PubSubStream,
+        requests: &mut mpsc::UnboundedReceiver<Request>,
+    ) -> Result<(), Lost> {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                message = stream.next() => {
+                    let Some(message) = message else { return Err(Lost) };
+                    self.handle(&message).await?;
+                }
+                request = requests.recv() => {
+                    let Some(Request::Follow { channel, done }) = request else { return Ok(()) };
+                    // Messages already received belong to before this
+                    // request (perhaps to an earlier period of following
+                    // this channel): apply them first.
+                    while let Some(Some(message)) = stream.next().now_or_never() {
+                        self.handle(&message).await?;
+                    }
+                    let followed = self.follow(sink, &channel).await;
+                    let lost = followed.is_err();
+                    let _ = done.send(followed.map_err(|Lost| unavailable(&channel)));
+                    if lost {
+                        return Err(Lost);
+                    }
+                }
+                _ = tick.tick() => {
+                    let idle = self.hub.with(|hub| hub.unpin_idle(Instant::now(), LINGER));
+                    if !idle.is_empty() {
+                        let names: Vec<String> = idle.iter().map(wire::pubsub_channel).collect();
+                        timed(sink.unsubscribe(names)).await?;
+                    }
+                    // A half-open connection would otherwise look healthy.
+                    timed(sink.ping::<redis::Value>()).await?;
+                }
+            }
+        }
+    }
+
+    /// Subscribes to `channel`, then loads its state: whatever is published
+    /// after the subscription took effect arrives as messages, which the
+    /// copy takes after the snapshot (older ones are duplicates).
+    async fn follow(&mut self, sink: &mut PubSubSink, channel: &ChannelName) -> Result<(), Lost> {
+        if self.hub.with(|hub| hub.is_synced(channel)) {
+            return Ok(());
+        }
+        timed(sink.subscribe(wire::pubsub_channel(channel))).await?;
+        let snapshot = self.load(channel).await?;
+        let synced = self
+            .hub
+            .with(|hub| hub.sync_channel(channel, snapshot, Instant::now(), unix_time_ms()));
+        if let Err(error) = synced {
+            tracing::warn!(%channel, %error, "cannot follow");
+        }
+        Ok(())
+    }
+
+    /// After (re)connecting: subscribes to every followed channel again
+    /// and resyncs each copy.
+    async fn resync_all(&mut self, sink: &mut PubSubSink) -> Result<(), Lost> {
+        let followed = self.hub.with(|hub| hub.synced_channels());
+        for batch in followed.chunks(SUBSCRIBE_BATCH) {
+            let names: Vec<String> = batch.iter().map(wire::pubsub_channel).collect();
+            timed(sink.subscribe(names)).await?;
+        }
+        for channel in &followed {
+            let snapshot = self.load(channel).await?;
+            let resync = self
+                .hub
+                .with(|hub| hub.sync_channel(channel, snapshot, Instant::now(), unix_time_ms()));
+            if let Ok(resync) = resync {
+                tracing::debug!(%channel, ?resync, "resynced");
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, message: &redis::Msg) -> Result<(), Lost> {
+        let Some(channel) = wire::channel_of(message.get_channel_name()) else {
+            return Ok(());
+        };
+        let Some(event) = wire::decode_event(message.get_payload_bytes()) else {
+            tracing::warn!(%channel, "redis: a message this node cannot read; ignored");
+            return Ok(());
+        };
+        let applied = self
+            .hub
+            .with(|hub| hub.apply_event(&channel, event, Instant::now(), unix_time_ms()));
+        match applied {
+            Ok(()) => Ok(()),
+            Err(gap) => self.fill(&channel, gap).await,
+        }
+    }
+
+    /// Fetches what a gap left out; resets the copy when Redis no longer
+    /// has it either.
+    async fn fill(&mut self, channel: &ChannelName, gap: Gap) -> Result<(), Lost> {
+        let fetched = self.range(channel, gap.from, gap.to).await?;
+        let filled = match fetched {
+            Some((epoch, publications))
+                if epoch == gap.epoch
+                    && publications
+                        .first()
+                        .and_then(|p| p.position.as_ref())
+                        .map(|p| p.offset)
+                        == Some(gap.from) =>
+            {
+                self.hub
+                    .with(|hub| hub.fill_gap(channel, publications, Instant::now(), unix_time_ms()))
+                    .is_ok()
+            }
+            _ => false,
+        };
+        if !filled {
+            tracing::warn!(%channel, from = gap.from, to = gap.to, "stream gap Redis no longer holds; resetting the channel");
+            let snapshot = self.load(channel).await?;
+            let _ = self
+                .hub
+                .with(|hub| hub.reset_channel(channel, snapshot, Instant::now(), unix_time_ms()));
+        }
+        Ok(())
+    }
+
+    async fn load(&mut self, channel: &ChannelName) -> Result<ChannelSnapshot, Lost> {
+        let history_size = self
+            .hub
+            .with(|hub| hub.namespace_config(channel).map(|ns| ns.history_size))
+            .unwrap_or(0);
+        type Loaded = (String, String, Vec<wire::StreamEntry>, Vec<String>);
+        let loaded: redis::RedisResult<Loaded> = scripts::LOAD
+            .key(wire::stream_key(channel))
+            .key(wire::meta_key(channel))
+            .key(wire::presence_key(channel))
+            .key(wire::leases_key())
+            .arg(history_size)
+            .arg(channel.as_str())
+            .invoke_async(&mut self.cluster.commands())
+            .await;
+        let (epoch, top, mut entries, leases) =
+            self.cluster.outcome(loaded, channel).map_err(|_| Lost)?;
+        entries.reverse();
+        Ok(ChannelSnapshot {
+            publications: wire::publications(&epoch, &entries),
+            top: top.parse().unwrap_or(0),
+            epoch,
+            leases: wire::leases(&leases),
+        })
+    }
+
+    async fn range(
+        &mut self,
+        channel: &ChannelName,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<(String, Vec<Publication>)>, Lost> {
+        let fetched: redis::RedisResult<(String, Vec<wire::StreamEntry>)> = scripts::RANGE
+            .key(wire::stream_key(channel))
+            .key(wire::meta_key(channel))
+            .arg(from)
+            .arg(to)
+            .invoke_async(&mut self.cluster.commands())
+            .await;
+        let (epoch, entries) = self.cluster.outcome(fetched, channel).map_err(|_| Lost)?;
+        if epoch.is_empty() {
+            return Ok(None);
+        }
+        let publications = wire::publications(&epoch, &entries);
+        Ok(Some((epoch, publications)))
+    }
+}
+
+async fn timed<T>(
+    request: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, Lost> {
+    match tokio::time::timeout(RESPONSE_TIMEOUT, request).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "redis pub/sub request failed");
+            Err(Lost)
+        }
+        Err(_) => {
+            tracing::warn!("redis pub/sub request timed out");
+            Err(Lost)
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Cluster mode (`--redis-url`): several nodes behind any load balancer,
+//! one Redis between them.
+//!
+//! - Publishing is one script call ([`scripts::PUBLISH`]): Redis stamps
+//!   the offset, keeps the publication in the channel's stream (trimmed by
+//!   size, expired by age), records the idempotency key and publishes it on
+//!   the channel's pub/sub channel, all at once.
+//! - Each node holds one pub/sub connection ([`follower`]) and subscribes
+//!   it to the channels its own clients use (not once per client). It keeps
+//!   a copy of each such channel in the hub (`hub::state::mirror`), so
+//!   subscribe, recovery, history and presence are answered locally and in
+//!   order with delivery, and a client that reconnects to any node recovers
+//!   exactly what it missed.
+//! - Presence is a lease per subscribed connection ([`leases`]), refreshed
+//!   by its node; a dead node's leases expire and any live node announces
+//!   them gone. A user with leases on two nodes is one member.
+//! - When Redis cannot be reached, clients stay connected, `/readyz` says
+//!   503, commands that need Redis get error 131 (`unavailable`), and the
+//!   node reconnects with backoff, then carries every channel on from
+//!   where it was or resets it (close 4202, so clients recover and learn
+//!   `recovered: false` where history was lost).
+
+mod follower;
+mod leases;
+mod scripts;
+pub mod wire;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use rookery_common::{ChannelName, ErrorCode, Publication, StreamPosition, UserInfo};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::hub::{ChannelKind, Hub, HubError, NamespaceConfig};
+
+/// Settings of a cluster member.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub redis_url: String,
+    /// How long a presence lease lives unless its node refreshes it (every
+    /// third of this): how soon a dead node's members leave.
+    pub lease_ttl: Duration,
+}
+
+/// How long a node keeps following a channel none of its clients uses.
+const LINGER: Duration = Duration::from_secs(30);
+/// How long a Redis command may take before the broker counts as gone.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// This node's handle on the cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// Random per process: lease ids never repeat across restarts.
+    node: String,
+    commands: ConnectionManager,
+    follow: mpsc::UnboundedSender<follower::Request>,
+    leases: mpsc::UnboundedSender<leases::Request>,
+    /// The pub/sub connection is up and every followed channel synced.
+    following: AtomicBool,
+    /// The last command reached Redis.
+    commands_ok: AtomicBool,
+    next_lease: AtomicU64,
+    lease_ttl: Duration,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node", &self.shared.node)
+            .field("ready", &self.is_ready())
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// Connects lazily and starts the follower and lease tasks; must run in
+    /// a tokio runtime. Only a malformed URL fails here: an unreachable
+    /// Redis makes the node not ready until it comes.
+    pub fn start(config: &ClusterConfig, hub: Hub) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(config.redis_url.as_str())?;
+        let commands = ConnectionManager::new_lazy_with_config(
+            client.clone(),
+            ConnectionManagerConfig::new()
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_secs(1)),
+        )?;
+        let (follow, follow_requests) = mpsc::unbounded_channel();
+        let (lease_sender, lease_requests) = mpsc::unbounded_channel();
+        let cluster = Self {
+            shared: Arc::new(Shared {
+                node: format!("{:012x}", rand::random::<u64>() >> 16),
+                commands,
+                follow,
+                leases: lease_sender,
+                following: AtomicBool::new(false),
+                commands_ok: AtomicBool::new(true),
+                next_lease: AtomicU64::new(1),
+                lease_ttl: config.lease_ttl,
+            }),
+        };
+        tokio::spawn(follower::run(
+            client,
+            cluster.clone(),
+            hub.clone(),
+            follow_requests,
+        ));
+        tokio::spawn(leases::run(cluster.clone(), hub, lease_requests));
+        Ok(cluster)
+    }
+
+    /// Ready for traffic: following Redis, and the last command got through.
+    pub fn is_ready(&self) -> bool {
+        self.shared.following.load(Ordering::SeqCst)
+            && self.shared.commands_ok.load(Ordering::SeqCst)
+    }
+
+    /// This node's id in lease names.
+    pub fn node(&self) -> &str {
+        &self.shared.node
+    }
+
+    fn commands(&self) -> ConnectionManager {
+        self.shared.commands.clone()
+    }
+
+    /// Records whether a command reached Redis, for `/readyz`.
+    fn outcome<T>(
+        &self,
+        result: redis::RedisResult<T>,
+        channel: &ChannelName,
+    ) -> Result<T, HubError> {
+        match result {
+            Ok(value) => {
+                self.shared.commands_ok.store(true, Ordering::SeqCst);
+                Ok(value)
+            }
+            Err(error) => {
+                if error.is_io_error()
+                    || error.is_timeout()
+                    || error.is_connection_dropped()
+                    || error.is_connection_refusal()
+                {
+                    self.shared.commands_ok.store(false, Ordering::SeqCst);
+                }
+                tracing::warn!(%channel, %error, "redis command failed");
+                Err(unavailable(channel))
+            }
+        }
+    }
+
+    /// Makes sure this node follows `channel` (its copy is in the hub).
+    pub async fn follow(&self, hub: &Hub, channel: &ChannelName) -> Result<(), HubError> {
+        let (synced, namespace) =
+            hub.with(|hub| (hub.is_synced(channel), hub.namespace_config(channel)));
+        let namespace = namespace?;
+        if synced || namespace.kind == ChannelKind::Document {
+            // Documents are the notes' own (they do not go through the hub).
+            return Ok(());
+        }
+        let (done, result) = oneshot::channel();
+        self.shared
+            .follow
+            .send(follower::Request::Follow {
+                channel: channel.clone(),
+                done,
+            })
+            .map_err(|_| unavailable(channel))?;
+        result.await.unwrap_or_else(|_| Err(unavailable(channel)))
+    }
+
+    /// Publishes through Redis: stamped, kept and fanned out to every node
+    /// (this one included) in one round trip. Returns the position.
+    pub async fn publish(
+        &self,
+        channel: &ChannelName,
+        publication: &Publication,
+        idempotency_key: Option<&str>,
+        namespace: &NamespaceConfig,
+        idempotency_window: Duration,
+    ) -> Result<Option<StreamPosition>, HubError> {
+        let window_ms = idempotency_key.map_or(0, |_| idempotency_window.as_millis().max(1));
+        let result: redis::RedisResult<(i64, String)> = scripts::PUBLISH
+            .key(wire::stream_key(channel))
+            .key(wire::meta_key(channel))
+            .key(wire::idempotency_key(
+                channel,
+                idempotency_key.unwrap_or(""),
+            ))
+            .arg(wire::publication_json(publication))
+            .arg(namespace.history_size)
+            .arg(namespace.history_ttl.as_millis().max(1) as u64)
+            .arg(window_ms as u64)
+            .arg(wire::pubsub_channel(channel))
+            .arg(format!("{:016x}", rand::random::<u64>()))
+            .invoke_async(&mut self.commands())
+            .await;
+        let (_, stamp) = self.outcome(result, channel)?;
+        Ok(wire::parse_stamp(&stamp))
+    }
+
+    /// A new presence lease id for one subscription.
+    pub fn new_lease(&self) -> String {
+        let n = self.shared.next_lease.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{n}", self.shared.node)
+    }
+
+    /// Puts a lease in Redis and announces it (when new) to every node.
+    pub async fn add_lease(
+        &self,
+        channel: &ChannelName,
+        lease: &str,
+        member: &UserInfo,
+    ) -> Result<(), HubError> {
+        let result: redis::RedisResult<i64> = scripts::ADD_LEASE
+            .key(wire::presence_key(channel))
+            .key(wire::leases_key())
+            .arg(lease)
+            .arg(serde_json::to_string(member).expect("members serialise"))
+            .arg(self.shared.lease_ttl.as_millis() as u64)
+            .arg(channel.as_str())
+            .arg(wire::pubsub_channel(channel))
+            .invoke_async(&mut self.commands())
+            .await;
+        self.outcome(result, channel).map(drop)
+    }
+
+    /// Ends the leases the hub gave up (unsubscribes, disconnects), in the
+    /// background and in order with the refreshes.
+    pub fn release_leases(&self, hub: &Hub) {
+        let released = hub.with(|hub| hub.take_released_leases());
+        if !released.is_empty() {
+            let _ = self.shared.leases.send(leases::Request::Release(released));
+        }
+    }
+
+    /// Waits until every release asked for so far reached Redis (or
+    /// failed): called at shutdown, so a stopping node leaves no ghosts.
+    pub async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self
+            .shared
+            .leases
+            .send(leases::Request::Flush(done))
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(RESPONSE_TIMEOUT * 2, flushed).await;
+        }
+    }
+}
+
+fn unavailable(channel: &ChannelName) -> HubError {
+    HubError::new(
+        ErrorCode::Unavailable,
+        format!("{channel}: the cluster's broker cannot be reached; try again"),
+    )
+}

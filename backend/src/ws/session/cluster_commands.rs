@@ -1,0 +1,169 @@
+//! The commands that go through Redis when the node is a cluster member:
+//! subscribe (follow the channel, take a presence lease), publish (stamped
+//! and fanned out by Redis), and the presence and history queries (answered
+//! from the followed channel's copy).
+
+use rookery_common::{ChannelName, ClientMessage, CommandId, ServerMessage};
+use tokio::time::Instant;
+
+use super::Session;
+use crate::cluster::Cluster;
+use crate::hub::{HubError, Publisher, unix_time_ms};
+
+impl Session {
+    /// The cluster, when this command needs it.
+    pub(super) fn cluster_for(&self, command: &ClientMessage) -> Option<Cluster> {
+        let needs_cluster = matches!(
+            command,
+            ClientMessage::Subscribe { .. }
+                | ClientMessage::Publish { .. }
+                | ClientMessage::Presence { .. }
+                | ClientMessage::History { .. }
+        );
+        if needs_cluster && self.connection_id.is_some() {
+            self.state.cluster.clone()
+        } else {
+            None
+        }
+    }
+
+    pub(super) async fn cluster_command(
+        &mut self,
+        cluster: &Cluster,
+        command: ClientMessage,
+    ) -> Result<(), HubError> {
+        let Some(connection_id) = self.connection_id else {
+            return Ok(());
+        };
+        match command {
+            ClientMessage::Subscribe {
+                id,
+                channel,
+                since,
+                rewind,
+                token,
+            } => {
+                let granted = self.grant(&channel, token.as_ref())?;
+                let namespace = self
+                    .hub()
+                    .with(|hub| hub.check_subscribe(connection_id, &channel, granted))?;
+                cluster.follow(self.hub(), &channel).await?;
+                let lease = if namespace.presence {
+                    let lease = cluster.new_lease();
+                    let member = self.hub().with(|hub| hub.user(connection_id))?;
+                    cluster.add_lease(&channel, &lease, &member).await?;
+                    Some(lease)
+                } else {
+                    None
+                };
+                let subscribed = self.hub().with(|hub| {
+                    let subscribed = hub.subscribe_with_lease(
+                        connection_id,
+                        id,
+                        &channel,
+                        since.as_ref(),
+                        rewind,
+                        granted,
+                        lease.clone(),
+                        Instant::now(),
+                    );
+                    if subscribed.is_err()
+                        && let Some(lease) = lease
+                    {
+                        // Refused after all (a race with another subscribe):
+                        // give the lease back.
+                        hub.release_lease(channel.clone(), lease);
+                    }
+                    subscribed
+                });
+                cluster.release_leases(self.hub());
+                subscribed
+            }
+            ClientMessage::Publish {
+                id,
+                channel,
+                data,
+                idempotency_key,
+            } => {
+                self.check_publish(idempotency_key.as_deref(), Instant::now())?;
+                let granted = self.capabilities.allows(&channel);
+                let publisher = Publisher::Connection {
+                    id: connection_id,
+                    granted,
+                };
+                self.publish_in_cluster(cluster, id, channel, publisher, data, idempotency_key)
+                    .await
+            }
+            ClientMessage::Presence { id, channel } => {
+                self.check_read(connection_id, &channel)?;
+                cluster.follow(self.hub(), &channel).await?;
+                let members = self.hub().with(|hub| hub.presence(&channel))?;
+                self.reply(&ServerMessage::Presence {
+                    id,
+                    channel,
+                    members,
+                });
+                Ok(())
+            }
+            ClientMessage::History {
+                id,
+                channel,
+                since,
+                limit,
+            } => {
+                self.check_read(connection_id, &channel)?;
+                cluster.follow(self.hub(), &channel).await?;
+                let (position, publications) = self
+                    .hub()
+                    .with(|hub| hub.history(&channel, since.as_ref(), limit, Instant::now()))?;
+                self.reply(&ServerMessage::History {
+                    id,
+                    channel,
+                    position,
+                    publications,
+                });
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_read(
+        &self,
+        connection_id: rookery_common::ConnectionId,
+        channel: &ChannelName,
+    ) -> Result<(), HubError> {
+        let granted = self.capabilities.allows(channel);
+        self.hub()
+            .with(|hub| hub.check_read(connection_id, channel, granted))
+    }
+
+    async fn publish_in_cluster(
+        &mut self,
+        cluster: &Cluster,
+        id: Option<CommandId>,
+        channel: ChannelName,
+        publisher: Publisher,
+        data: serde_json::Value,
+        idempotency_key: Option<String>,
+    ) -> Result<(), HubError> {
+        let (publication, namespace) = self
+            .hub()
+            .with(|hub| hub.prepare_publication(publisher, &channel, data, unix_time_ms()))?;
+        let position = cluster
+            .publish(
+                &channel,
+                &publication,
+                idempotency_key.as_deref(),
+                &namespace,
+                self.state.config.limits.hub.idempotency_window,
+            )
+            .await?;
+        self.acknowledge(&ServerMessage::Published {
+            id,
+            channel,
+            position,
+        });
+        Ok(())
+    }
+}
