@@ -240,17 +240,25 @@ impl Follower<'_> {
             .hub
             .with(|hub| hub.namespace_config(channel).map(|ns| ns.history_size))
             .unwrap_or(0);
-        type Loaded = (String, String, Vec<wire::StreamEntry>, Vec<String>);
+        type Loaded = (
+            String,
+            String,
+            Vec<wire::StreamEntry>,
+            Vec<String>,
+            Vec<String>,
+        );
         let loaded: redis::RedisResult<Loaded> = scripts::LOAD
             .key(wire::stream_key(channel))
             .key(wire::meta_key(channel))
             .key(wire::presence_key(channel))
             .key(wire::leases_key())
+            .key(wire::positions_key(channel))
+            .key(wire::position_expiries_key())
             .arg(history_size)
             .arg(channel.as_str())
             .invoke_async(&mut self.cluster.commands())
             .await;
-        let (epoch, top, mut entries, leases) =
+        let (epoch, top, mut entries, leases, locations) =
             self.cluster.outcome(loaded, channel).map_err(|_| Lost)?;
         entries.reverse();
         Ok(ChannelSnapshot {
@@ -258,6 +266,7 @@ impl Follower<'_> {
             top: top.parse().unwrap_or(0),
             epoch,
             leases: wire::leases(&leases),
+            locations: wire::locations(&locations),
         })
     }
 

@@ -95,12 +95,13 @@ async fn touch(cluster: &Cluster, leases: &[(ChannelName, String, rookery_common
 async fn purge_expired(cluster: &Cluster) {
     let result: redis::RedisResult<i64> = scripts::PURGE_LEASES
         .key(wire::leases_key())
+        .key(wire::position_expiries_key())
         .arg(wire::PREFIX)
         .arg(PURGE_BATCH)
         .invoke_async(&mut cluster.commands())
         .await;
     match result {
-        Ok(n) if n > 0 => tracing::info!(n, "expired presence leases ended"),
+        Ok(n) if n > 0 => tracing::info!(n, "expired presence leases and positions ended"),
         Ok(_) => cluster.shared.commands_ok.store(true, Ordering::SeqCst),
         Err(error) => {
             tracing::debug!(%error, "redis: expired leases not purged");

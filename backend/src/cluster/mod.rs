@@ -30,7 +30,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use rookery_common::{ChannelName, ErrorCode, Publication, StreamPosition, UserInfo};
+use rookery_common::{
+    ChannelName, ErrorCode, Publication, SharedLocation, StreamPosition, UserId, UserInfo,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::{ChannelKind, Hub, HubError, NamespaceConfig};
@@ -205,6 +207,40 @@ impl Cluster {
             .await;
         let (_, stamp) = self.outcome(result, channel)?;
         Ok(wire::parse_stamp(&stamp))
+    }
+
+    /// Shares a position: kept in Redis until the namespace's TTL and sent
+    /// to every node following the channel.
+    pub async fn locate(
+        &self,
+        channel: &ChannelName,
+        shared: &SharedLocation,
+        ttl: Duration,
+    ) -> Result<(), HubError> {
+        let result: redis::RedisResult<i64> = scripts::LOCATE
+            .key(wire::positions_key(channel))
+            .key(wire::position_expiries_key())
+            .arg(&shared.member.user.0)
+            .arg(serde_json::to_string(shared).expect("positions serialise"))
+            .arg(ttl.as_millis().max(1) as u64)
+            .arg(channel.as_str())
+            .arg(wire::pubsub_channel(channel))
+            .invoke_async(&mut self.commands())
+            .await;
+        self.outcome(result, channel).map(drop)
+    }
+
+    /// Ends a sharer's position everywhere.
+    pub async fn stop_sharing(&self, channel: &ChannelName, user: &UserId) -> Result<(), HubError> {
+        let result: redis::RedisResult<i64> = scripts::STOP_SHARING
+            .key(wire::positions_key(channel))
+            .key(wire::position_expiries_key())
+            .arg(&user.0)
+            .arg(channel.as_str())
+            .arg(wire::pubsub_channel(channel))
+            .invoke_async(&mut self.commands())
+            .await;
+        self.outcome(result, channel).map(drop)
     }
 
     /// A new presence lease id for one subscription.

@@ -48,9 +48,10 @@ return {1, stamp}
     )
 });
 
-/// KEYS: stream, meta, presence hash, lease expiries. ARGV: how many
-/// publications, the channel. Returns {epoch, top, entries newest first,
-/// {lease, member, ...} of the live leases}.
+/// KEYS: stream, meta, presence hash, lease expiries, positions hash,
+/// position expiries. ARGV: how many publications, the channel. Returns
+/// {epoch, top, entries newest first, {lease, member, ...} of the live
+/// leases, {position JSON, ...} of the live positions}.
 pub static LOAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -70,7 +71,15 @@ for i = 1, #all, 2 do
     leases[#leases + 1] = all[i + 1]
   end
 end
-return {meta[1] or '', meta[2] or '0', entries, leases}
+local positions = {}
+local shared = redis.call('HGETALL', KEYS[5])
+for i = 1, #shared, 2 do
+  local expiry = redis.call('ZSCORE', KEYS[6], ARGV[2] .. '\n' .. shared[i])
+  if expiry and tonumber(expiry) > now then
+    positions[#positions + 1] = shared[i + 1]
+  end
+end
+return {meta[1] or '', meta[2] or '0', entries, leases, positions}
 ",
     )
 });
@@ -148,9 +157,41 @@ return released
     )
 });
 
-/// KEYS: lease expiries. ARGV: key prefix, most leases to end. Ends the
-/// expired leases (their node stopped refreshing them: it died or lost
-/// Redis) and announces each once, whichever node runs it.
+/// KEYS: positions hash, position expiries. ARGV: user, position JSON,
+/// TTL ms, channel, pub/sub channel. Keeps a sharer's position until the
+/// TTL and sends it to every node.
+pub static LOCATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4] .. '\n' .. ARGV[1])
+redis.call('PUBLISH', ARGV[5], 'V\n' .. ARGV[2])
+return 1
+",
+    )
+});
+
+/// KEYS: positions hash, position expiries. ARGV: user, channel, pub/sub
+/// channel. Ends a sharer's position, announcing it if there was one.
+pub static STOP_SHARING: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('ZREM', KEYS[2], ARGV[2] .. '\n' .. ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[3], 'G\nstopped\n' .. ARGV[1])
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// KEYS: lease expiries, position expiries. ARGV: key prefix, most to end
+/// of each. Ends the expired leases (their node stopped refreshing them:
+/// it died or lost Redis) and positions (their sharer stopped sending),
+/// and announces each once, whichever node runs it.
 pub static PURGE_LEASES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -165,7 +206,16 @@ for _, key in ipairs(expired) do
   redis.call('HDEL', ARGV[1] .. 'p:' .. channel, lease)
   redis.call('PUBLISH', ARGV[1] .. 'c:' .. channel, 'L\n' .. lease)
 end
-return #expired
+local positions = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+for _, key in ipairs(positions) do
+  local cut = string.find(key, '\n', 1, true)
+  local channel = string.sub(key, 1, cut - 1)
+  local user = string.sub(key, cut + 1)
+  redis.call('ZREM', KEYS[2], key)
+  redis.call('HDEL', ARGV[1] .. 'v:' .. channel, user)
+  redis.call('PUBLISH', ARGV[1] .. 'c:' .. channel, 'G\nexpired\n' .. user)
+end
+return #expired + #positions
 ",
     )
 });

@@ -5,13 +5,18 @@
 //! `{offset}-0`, field `p`: the publication's JSON without its position),
 //! `m:{channel}` its epoch and top offset, `i:{channel}\n{key}` an
 //! idempotency key's position, `p:{channel}` the presence leases (lease ->
-//! member JSON), `leases` every lease's expiry (`{channel}\n{lease}`).
+//! member JSON), `leases` every lease's expiry (`{channel}\n{lease}`),
+//! `v:{channel}` a latest-value channel's positions (user -> shared
+//! location JSON), `values` every position's expiry (`{channel}\n{user}`).
 //!
 //! Pub/sub channel `c:{channel}` carries, as text:
 //! `P\n{epoch}\n{offset}\n{publication JSON}` (epoch empty and offset 0
-//! without history), `J\n{lease}\n{member JSON}`, `L\n{lease}`.
+//! without history), `J\n{lease}\n{member JSON}`, `L\n{lease}`,
+//! `V\n{shared location JSON}`, `G\n{stopped|expired}\n{user}`.
 
-use rookery_common::{ChannelName, Publication, StreamPosition, UserInfo};
+use rookery_common::{
+    ChannelName, GoneReason, Publication, SharedLocation, StreamPosition, UserId, UserInfo,
+};
 
 use crate::hub::ClusterEvent;
 
@@ -35,6 +40,14 @@ pub fn presence_key(channel: &ChannelName) -> String {
 
 pub fn leases_key() -> String {
     format!("{PREFIX}leases")
+}
+
+pub fn positions_key(channel: &ChannelName) -> String {
+    format!("{PREFIX}v:{channel}")
+}
+
+pub fn position_expiries_key() -> String {
+    format!("{PREFIX}values")
 }
 
 pub fn pubsub_channel(channel: &ChannelName) -> String {
@@ -68,6 +81,19 @@ pub fn decode_event(payload: &[u8]) -> Option<ClusterEvent> {
         "L" if !rest.is_empty() => Some(ClusterEvent::LeaseLeft {
             lease: rest.to_owned(),
         }),
+        "V" => Some(ClusterEvent::Located(serde_json::from_str(rest).ok()?)),
+        "G" => {
+            let (reason, user) = rest.split_once('\n')?;
+            let reason = match reason {
+                "stopped" => GoneReason::Stopped,
+                "expired" => GoneReason::Expired,
+                _ => return None,
+            };
+            (!user.is_empty()).then(|| ClusterEvent::Gone {
+                user: UserId(user.to_owned()),
+                reason,
+            })
+        }
         _ => None,
     }
 }
@@ -130,9 +156,15 @@ pub fn leases(flat: &[String]) -> Vec<(String, UserInfo)> {
         .collect()
 }
 
+/// Positions from their JSON; ones this build cannot read are skipped.
+pub fn locations(all: &[String]) -> Vec<SharedLocation> {
+    all.iter()
+        .filter_map(|json| serde_json::from_str(json).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use rookery_common::UserId;
     use serde_json::json;
 
     use super::*;
@@ -174,6 +206,16 @@ mod tests {
                 lease: "n1.4".into()
             })
         );
+        assert_eq!(
+            decode_event(b"G\nexpired\nada"),
+            Some(ClusterEvent::Gone {
+                user: UserId("ada".into()),
+                reason: GoneReason::Expired
+            })
+        );
+        for garbage in [&b"G\nlost\nada"[..], b"G\nstopped\n", b"V\n{}"] {
+            assert_eq!(decode_event(garbage), None);
+        }
         for garbage in [
             &b"X\n1"[..],
             b"L\n",

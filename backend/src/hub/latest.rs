@@ -37,6 +37,34 @@ impl LatestValues {
         now: Instant,
         now_ms: u64,
     ) -> Result<SharedLocation, HubError> {
+        let shared = self.check(member, location, wants_approximate, namespace, now, now_ms)?;
+        self.put(shared.clone(), now);
+        Ok(shared)
+    }
+
+    /// Keeps a position already accepted (in a cluster, by whichever node
+    /// its sharer is on).
+    pub fn put(&mut self, shared: SharedLocation, now: Instant) {
+        self.entries.insert(
+            shared.member.user.clone(),
+            Entry {
+                shared,
+                updated: now,
+            },
+        );
+    }
+
+    /// What `accept` checks, without keeping anything: the position
+    /// subscribers would receive.
+    pub fn check(
+        &self,
+        member: &UserInfo,
+        location: &Location,
+        wants_approximate: bool,
+        namespace: &NamespaceConfig,
+        now: Instant,
+        now_ms: u64,
+    ) -> Result<SharedLocation, HubError> {
         if !is_valid(location) {
             return Err(HubError::new(
                 ErrorCode::InvalidLocation,
@@ -89,19 +117,11 @@ impl LatestValues {
                 ));
             }
         }
-        let shared = SharedLocation {
+        Ok(SharedLocation {
             member: member.clone(),
             location,
             approximate: wants_approximate,
-        };
-        self.entries.insert(
-            member.user.clone(),
-            Entry {
-                shared: shared.clone(),
-                updated: now,
-            },
-        );
-        Ok(shared)
+        })
     }
 
     /// Forgets a sharer; true if they were sharing.
@@ -134,6 +154,11 @@ impl LatestValues {
                 .then_with(|| a.member.user.cmp(&b.member.user))
         });
         all
+    }
+
+    /// Sharers, in no order.
+    pub fn users(&self) -> impl Iterator<Item = &UserId> {
+        self.entries.keys()
     }
 
     pub fn is_empty(&self) -> bool {

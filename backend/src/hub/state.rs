@@ -642,7 +642,11 @@ impl HubState {
             if let Some(history) = &mut entry.history {
                 history.expire(now);
             }
-            if let Some(values) = &mut entry.values {
+            // In a cluster, Redis expires positions (and says so to every
+            // node at once).
+            if let Some(values) = &mut entry.values
+                && !self.clustered
+            {
                 let ttl = self
                     .namespaces
                     .get(channel.namespace())
@@ -676,6 +680,9 @@ impl HubState {
             return Err(wrong_kind(channel, "locate needs a latest-value channel"));
         }
         let member = self.connection(connection_id)?.user.clone();
+        if self.clustered {
+            return Err(mirror::unavailable(channel));
+        }
         let entry = self.channel_entry(channel)?;
         let values = entry
             .values
@@ -689,6 +696,35 @@ impl HubState {
         };
         self.broadcast_latest(channel, member.user, &push);
         Ok(())
+    }
+
+    /// Cluster mode: what `locate` checks (access, kind, the namespace's
+    /// filters against the followed copy), without keeping or sending the
+    /// position: Redis does both.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_locate(
+        &self,
+        connection_id: ConnectionId,
+        channel: &ChannelName,
+        location: &Location,
+        approximate: bool,
+        granted: bool,
+        now: Instant,
+        now_ms: u64,
+    ) -> Result<(rookery_common::SharedLocation, NamespaceConfig), HubError> {
+        let namespace = self.check_access(connection_id, channel, granted)?;
+        if namespace.kind != ChannelKind::LatestValue {
+            return Err(wrong_kind(channel, "locate needs a latest-value channel"));
+        }
+        let member = self.connection(connection_id)?.user.clone();
+        let empty = LatestValues::default();
+        let values = self
+            .channels
+            .get(channel)
+            .and_then(|entry| entry.values.as_ref())
+            .unwrap_or(&empty);
+        let shared = values.check(&member, location, approximate, &namespace, now, now_ms)?;
+        Ok((shared, namespace))
     }
 
     /// Stops a member's sharing: their marker goes for everyone at once.

@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rookery_common::{
-    ChannelName, ClientMessage, ErrorCode, ServerMessage, StreamPosition, UserInfo,
+    ChannelName, ClientMessage, ErrorCode, GoneReason, Location, ServerMessage, StreamPosition,
+    UserInfo,
 };
 use serde_json::json;
 
@@ -103,6 +104,10 @@ const LEASE_TTL_S: u64 = 2;
 
 impl Node {
     fn start(redis: &Redis) -> Self {
+        Self::start_with(redis, &[])
+    }
+
+    fn start_with(redis: &Redis, extra_args: &[&str]) -> Self {
         let dir = TempDir::new();
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let mut process = Command::new(env!("CARGO_BIN_EXE_rookery"))
@@ -115,6 +120,7 @@ impl Node {
             .args(["--redis-url", &redis.url()])
             .args(["--presence-ttl", &LEASE_TTL_S.to_string()])
             .args(["--api-key", API_KEY])
+            .args(extra_args)
             .env("RUST_LOG", "rookery=debug")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -641,4 +647,117 @@ async fn a_redis_restart_keeps_clients_connected_then_resets_what_it_lost() {
         let (position, data) = next_numbered(client).await;
         assert_eq!((position.offset, data), (1, json!("after")));
     }
+}
+
+fn at(lat: f64, lon: f64) -> Location {
+    Location {
+        lat,
+        lon,
+        accuracy: 5.0,
+        time: rookery::hub::unix_time_ms(),
+        speed: None,
+        heading: None,
+    }
+}
+
+async fn locate(client: &mut TestClient, location: Location) -> ServerMessage {
+    client
+        .request(|id| ClientMessage::Locate {
+            id,
+            channel: channel("map:walk"),
+            location,
+            approximate: false,
+        })
+        .await
+}
+
+/// The next position or removal pushed on the map.
+async fn next_map_change(client: &mut TestClient) -> ServerMessage {
+    loop {
+        let message = client.recv().await;
+        if matches!(
+            message,
+            ServerMessage::Location { .. } | ServerMessage::LocationGone { .. }
+        ) {
+            return message;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_cross_nodes_and_expire_with_a_dead_sharers_node() {
+    let redis = Redis::start();
+    let config_dir = TempDir::new();
+    let config = config_dir.path().join("rookery.toml");
+    std::fs::write(
+        &config,
+        "[namespaces.map]\nkind = \"latest_value\"\npresence = true\nvalue_ttl = 2\n\
+         min_interval_ms = 0\nmin_distance_m = 0.0\n",
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let mut doomed = Node::start_with(&redis, &["--config", config_arg]);
+    let node = Node::start_with(&redis, &["--config", config_arg]);
+    wait_ready(&doomed, 200).await;
+    wait_ready(&node, 200).await;
+
+    let mut ada = doomed.client("Ada", "anon-ada").await;
+    assert!(matches!(
+        locate(&mut ada, at(48.8566, 2.3522)).await,
+        ServerMessage::Located { .. }
+    ));
+    // A viewer on another node gets Ada's position in the snapshot.
+    let mut viewer = node.client("Viewer", "anon-viewer").await;
+    let ServerMessage::Subscribed {
+        locations: Some(locations),
+        ..
+    } = viewer.subscribe("map:walk").await
+    else {
+        panic!("a snapshot of positions");
+    };
+    assert_eq!(locations.len(), 1);
+    assert_eq!(locations[0].member.name, "Ada");
+    assert!((locations[0].location.lat - 48.8566).abs() < 1e-9);
+
+    // Then her moves, and her stop.
+    locate(&mut ada, at(48.8570, 2.3530)).await;
+    let ServerMessage::Location { shared, .. } = next_map_change(&mut viewer).await else {
+        panic!("Ada's move");
+    };
+    assert!((shared.location.lat - 48.8570).abs() < 1e-9);
+    let stopped = ada
+        .request(|id| ClientMessage::StopSharing {
+            id,
+            channel: channel("map:walk"),
+        })
+        .await;
+    assert!(
+        matches!(stopped, ServerMessage::Stopped { .. }),
+        "{stopped:?}"
+    );
+    let ServerMessage::LocationGone { user, reason, .. } = next_map_change(&mut viewer).await
+    else {
+        panic!("Ada's stop");
+    };
+    assert_eq!(
+        (user.0.as_str(), reason),
+        ("anon-anon-ada", GoneReason::Stopped)
+    );
+
+    // Ada shares again; her node dies; her marker expires for the viewer.
+    locate(&mut ada, at(48.8580, 2.3540)).await;
+    assert!(matches!(
+        next_map_change(&mut viewer).await,
+        ServerMessage::Location { .. }
+    ));
+    doomed.kill();
+    let ServerMessage::LocationGone { reason, .. } = next_map_change(&mut viewer).await else {
+        panic!("Ada's marker expires");
+    };
+    assert_eq!(reason, GoneReason::Expired);
+    let mut late = node.client("Late", "anon-late").await;
+    let ServerMessage::Subscribed { locations, .. } = late.subscribe("map:walk").await else {
+        unreachable!("subscribe asserts the reply")
+    };
+    assert_eq!(locations, Some(Vec::new()), "nobody is left on the map");
 }

@@ -21,11 +21,15 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use rookery_common::{ChannelName, CloseCode, ErrorCode, Publication, ServerMessage, UserInfo};
+use rookery_common::{
+    ChannelName, CloseCode, ErrorCode, GoneReason, Publication, ServerMessage, SharedLocation,
+    UserId, UserInfo,
+};
 use tokio::time::Instant;
 
 use super::super::HubError;
 use super::super::history::{Applied, History};
+use super::super::latest::LatestValues;
 use super::super::presence::Presence;
 use super::HubState;
 
@@ -45,6 +49,10 @@ pub enum ClusterEvent {
     LeaseJoined { lease: String, member: UserInfo },
     /// A lease ended: released by its node, or expired with it.
     LeaseLeft { lease: String },
+    /// A sharer's new position in a latest-value channel.
+    Located(SharedLocation),
+    /// A sharer stopped, or their position expired in Redis.
+    Gone { user: UserId, reason: GoneReason },
 }
 
 /// A channel's state in Redis when a node starts following it.
@@ -57,6 +65,8 @@ pub struct ChannelSnapshot {
     pub publications: Vec<Publication>,
     /// Live presence leases: (lease id, member).
     pub leases: Vec<(String, UserInfo)>,
+    /// Latest-value channels: the current positions.
+    pub locations: Vec<SharedLocation>,
 }
 
 /// Publications missing from a channel's copy: offsets `from..=to` of the
@@ -162,6 +172,13 @@ impl HubState {
                 }
                 presence
             });
+            entry.values = entry.values.is_some().then(|| {
+                let mut values = LatestValues::default();
+                for shared in &snapshot.locations {
+                    values.put(shared.clone(), now);
+                }
+                values
+            });
             entry.synced = Some(Synced {
                 idle_since: entry.subscribers.is_empty().then_some(now),
             });
@@ -185,6 +202,7 @@ impl HubState {
                 }
             };
         self.sync_presence(channel, &snapshot.leases);
+        self.sync_locations(channel, &snapshot.locations, now);
         if continued {
             for publication in snapshot.publications {
                 // Only the ones after the copy's top are appended.
@@ -227,6 +245,35 @@ impl HubState {
                     .is_some_and(|presence| presence.join_lease(&lease, &member));
                 if joined {
                     self.announce_member(channel, Some(member), None);
+                }
+                Ok(())
+            }
+            ClusterEvent::Located(shared) => {
+                let user = shared.member.user.clone();
+                let Some(values) = self
+                    .channels
+                    .get_mut(channel)
+                    .and_then(|entry| entry.values.as_mut())
+                else {
+                    return Ok(());
+                };
+                values.put(shared.clone(), now);
+                self.namespace_stats(channel).n_publications += 1;
+                let push = ServerMessage::Location {
+                    channel: channel.clone(),
+                    shared,
+                };
+                self.broadcast_latest(channel, user, &push);
+                Ok(())
+            }
+            ClusterEvent::Gone { user, reason } => {
+                let was_sharing = self
+                    .channels
+                    .get_mut(channel)
+                    .and_then(|entry| entry.values.as_mut())
+                    .is_some_and(|values| values.stop(&user));
+                if was_sharing {
+                    self.push_gone(channel, user, reason);
                 }
                 Ok(())
             }
@@ -385,6 +432,45 @@ impl HubState {
         }
         for member in joined {
             self.announce_member(channel, Some(member), None);
+        }
+    }
+
+    /// Makes the copy's positions the cluster's, telling subscribers what
+    /// moved, came or went.
+    fn sync_locations(
+        &mut self,
+        channel: &ChannelName,
+        locations: &[SharedLocation],
+        now: Instant,
+    ) {
+        let Some(values) = self
+            .channels
+            .get_mut(channel)
+            .and_then(|entry| entry.values.as_mut())
+        else {
+            return;
+        };
+        let current: HashSet<&UserId> = locations.iter().map(|s| &s.member.user).collect();
+        let gone: Vec<UserId> = values
+            .users()
+            .filter(|user| !current.contains(user))
+            .cloned()
+            .collect();
+        for user in &gone {
+            values.stop(user);
+        }
+        for shared in locations {
+            values.put(shared.clone(), now);
+        }
+        for user in gone {
+            self.push_gone(channel, user, GoneReason::Expired);
+        }
+        for shared in locations {
+            let push = ServerMessage::Location {
+                channel: channel.clone(),
+                shared: shared.clone(),
+            };
+            self.broadcast_latest(channel, shared.member.user.clone(), &push);
         }
     }
 

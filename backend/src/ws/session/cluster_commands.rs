@@ -3,12 +3,12 @@
 //! and fanned out by Redis), and the presence and history queries (answered
 //! from the followed channel's copy).
 
-use rookery_common::{ChannelName, ClientMessage, CommandId, ServerMessage};
+use rookery_common::{ChannelName, ClientMessage, CommandId, ErrorCode, ServerMessage};
 use tokio::time::Instant;
 
 use super::Session;
 use crate::cluster::Cluster;
-use crate::hub::{HubError, Publisher, unix_time_ms};
+use crate::hub::{ChannelKind, HubError, Publisher, unix_time_ms};
 
 impl Session {
     /// The cluster, when this command needs it.
@@ -19,6 +19,8 @@ impl Session {
                 | ClientMessage::Publish { .. }
                 | ClientMessage::Presence { .. }
                 | ClientMessage::History { .. }
+                | ClientMessage::Locate { .. }
+                | ClientMessage::StopSharing { .. }
         );
         if needs_cluster && self.connection_id.is_some() {
             self.state.cluster.clone()
@@ -122,6 +124,49 @@ impl Session {
                     position,
                     publications,
                 });
+                Ok(())
+            }
+            ClientMessage::Locate {
+                id,
+                channel,
+                location,
+                approximate,
+            } => {
+                let granted = self.capabilities.allows(&channel);
+                // The filters compare with the sharer's last position, in
+                // the followed copy.
+                self.hub()
+                    .with(|hub| hub.check_read(connection_id, &channel, granted))?;
+                cluster.follow(self.hub(), &channel).await?;
+                let (shared, namespace) = self.hub().with(|hub| {
+                    hub.check_locate(
+                        connection_id,
+                        &channel,
+                        &location,
+                        approximate,
+                        granted,
+                        Instant::now(),
+                        unix_time_ms(),
+                    )
+                })?;
+                cluster
+                    .locate(&channel, &shared, namespace.value_ttl)
+                    .await?;
+                self.acknowledge(&ServerMessage::Located { id, channel });
+                Ok(())
+            }
+            ClientMessage::StopSharing { id, channel } => {
+                let user = self.hub().with(|hub| {
+                    if hub.kind(&channel)? != ChannelKind::LatestValue {
+                        return Err(HubError::new(
+                            ErrorCode::WrongKind,
+                            format!("{channel}: stop_sharing needs a latest-value channel"),
+                        ));
+                    }
+                    hub.user(connection_id)
+                })?;
+                cluster.stop_sharing(&channel, &user.user).await?;
+                self.acknowledge(&ServerMessage::Stopped { id, channel });
                 Ok(())
             }
             _ => Ok(()),
