@@ -864,18 +864,35 @@ impl HubState {
                     .expect("subscriber exists");
                 assert!(connection.channels.contains(channel));
             }
-            if let Some(presence) = &entry.presence {
-                assert_eq!(
-                    presence.n_connections(),
-                    entry.subscribers.len(),
-                    "{channel}"
-                );
-                for connection_id in &entry.subscribers {
-                    assert!(presence.contains(&self.connections[connection_id].user.user));
+            match &entry.presence {
+                // Other nodes' leases count too: each local subscriber's
+                // own lease must be among them.
+                Some(presence) if self.clustered => {
+                    for connection_id in &entry.subscribers {
+                        let connection = &self.connections[connection_id];
+                        if let Some(lease) = connection.leases.get(channel) {
+                            assert!(presence.leases().any(|counted| counted == lease));
+                            assert!(presence.contains(&connection.user.user));
+                        }
+                    }
                 }
+                Some(presence) => {
+                    assert_eq!(
+                        presence.n_connections(),
+                        entry.subscribers.len(),
+                        "{channel}"
+                    );
+                    for connection_id in &entry.subscribers {
+                        assert!(presence.contains(&self.connections[connection_id].user.user));
+                    }
+                }
+                None => {}
             }
             assert!(
-                !entry.subscribers.is_empty() || entry.history.is_some() || entry.values.is_some(),
+                !entry.subscribers.is_empty()
+                    || entry.history.is_some()
+                    || entry.values.is_some()
+                    || entry.synced.is_some(),
                 "{channel} kept with nothing in it"
             );
         }

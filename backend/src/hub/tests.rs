@@ -621,3 +621,257 @@ mod latest_value {
         assert_eq!(error.code, ErrorCode::WrongKind);
     }
 }
+
+// Cluster mode: the hub keeps copies of channels whose changes arrive from
+// Redis, in Redis's order.
+
+fn clustered() -> HubState {
+    HubState::clustered(Namespaces::default(), HubLimits::default())
+}
+
+fn stamped(epoch: &str, offset: u64, text: &str) -> rookery_common::Publication {
+    rookery_common::Publication {
+        position: Some(StreamPosition {
+            epoch: epoch.into(),
+            offset,
+        }),
+        data: json!({ "text": text }),
+        sender: None,
+        time: unix_time_ms(),
+    }
+}
+
+fn snapshot(epoch: &str, top: u64, texts: &[(u64, &str)]) -> ChannelSnapshot {
+    ChannelSnapshot {
+        epoch: epoch.into(),
+        top,
+        publications: texts
+            .iter()
+            .map(|(offset, text)| stamped(epoch, *offset, text))
+            .collect(),
+        leases: Vec::new(),
+        locations: Vec::new(),
+    }
+}
+
+fn arrive(state: &mut HubState, event: ClusterEvent, now: Instant) -> Result<(), Gap> {
+    state.apply_event(&lobby(), event, now, unix_time_ms())
+}
+
+#[test]
+fn a_followed_channel_recovers_from_the_clusters_stream_and_delivers_in_its_order() {
+    let now = Instant::now();
+    let mut state = clustered();
+    let mut ada = connect(&mut state, "ada", 64);
+    // Not followed yet: the cluster must sync it first.
+    let refused = state.subscribe(ada.connection_id, None, &lobby(), None, None, false, now);
+    assert_eq!(refused.unwrap_err().code, ErrorCode::Unavailable);
+
+    let synced = state.sync_channel(
+        &lobby(),
+        snapshot("e", 3, &[(2, "two"), (3, "three")]),
+        now,
+        0,
+    );
+    assert_eq!(synced, Ok(Resync::Started));
+    let since = StreamPosition {
+        epoch: "e".into(),
+        offset: 1,
+    };
+    state
+        .subscribe(
+            ada.connection_id,
+            None,
+            &lobby(),
+            Some(&since),
+            None,
+            false,
+            now,
+        )
+        .unwrap();
+    let received = ada.received();
+    let ServerMessage::Subscribed {
+        recovered,
+        publications,
+        ..
+    } = &received[0]
+    else {
+        panic!("{received:?}");
+    };
+    assert_eq!(*recovered, Some(true));
+    assert_eq!(publications.len(), 2);
+
+    // In order; a repeat is dropped; a gap is reported, not delivered.
+    let publication = |offset, text| ClusterEvent::Publication(stamped("e", offset, text));
+    arrive(&mut state, publication(4, "four"), now).unwrap();
+    arrive(&mut state, publication(4, "four"), now).unwrap();
+    let gap = arrive(&mut state, publication(7, "seven"), now).unwrap_err();
+    assert_eq!(
+        gap,
+        Gap {
+            epoch: "e".into(),
+            from: 5,
+            to: 7
+        }
+    );
+    assert_eq!(texts(&ada.received()), ["four"]);
+    state
+        .fill_gap(
+            &lobby(),
+            vec![
+                stamped("e", 5, "five"),
+                stamped("e", 6, "six"),
+                stamped("e", 7, "seven"),
+            ],
+            now,
+            unix_time_ms(),
+        )
+        .unwrap();
+    assert_eq!(texts(&ada.received()), ["five", "six", "seven"]);
+    state.check_invariants();
+}
+
+#[test]
+fn after_an_outage_a_copy_carries_on_or_its_subscribers_are_told_to_recover() {
+    let now = Instant::now();
+    let mut state = clustered();
+    let mut ada = connect(&mut state, "ada", 64);
+    state
+        .sync_channel(
+            &lobby(),
+            snapshot("e", 2, &[(1, "one"), (2, "two")]),
+            now,
+            0,
+        )
+        .unwrap();
+    state
+        .subscribe(ada.connection_id, None, &lobby(), None, None, false, now)
+        .unwrap();
+    ada.received();
+
+    // Redis kept the stream: what the node missed is delivered, in order.
+    let kept = snapshot("e", 4, &[(2, "two"), (3, "three"), (4, "four")]);
+    assert_eq!(
+        state.sync_channel(&lobby(), kept, now, 0),
+        Ok(Resync::Continued)
+    );
+    assert_eq!(texts(&ada.received()), ["three", "four"]);
+
+    // Redis lost it (restarted empty): the subscriber must recover.
+    assert_eq!(
+        state.sync_channel(&lobby(), snapshot("", 0, &[]), now, 0),
+        Ok(Resync::Reset)
+    );
+    let closing = futures_util::FutureExt::now_or_never(ada.receiver.next()).unwrap();
+    assert!(matches!(closing, Next::Close(c) if c.code == CloseCode::StreamReset));
+    state.check_invariants();
+}
+
+#[test]
+fn cluster_presence_counts_leases_one_member_per_user_across_nodes() {
+    let now = Instant::now();
+    let mut state = clustered();
+    let mut ada = connect(&mut state, "ada", 64);
+    let mut bob = connect(&mut state, "bob", 64);
+    let mut ready = snapshot("", 0, &[]);
+    // Cleo holds a lease on another node.
+    ready.leases = vec![("other.1".into(), user("cleo"))];
+    state.sync_channel(&lobby(), ready, now, 0).unwrap();
+    state
+        .subscribe_with_lease(
+            ada.connection_id,
+            None,
+            &lobby(),
+            None,
+            None,
+            false,
+            Some("here.1".into()),
+            now,
+        )
+        .unwrap();
+    let received = ada.received();
+    let ServerMessage::Subscribed { members, .. } = &received[0] else {
+        panic!("{received:?}");
+    };
+    let names: Vec<&str> = members.iter().flatten().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["ADA", "CLEO"]);
+    state
+        .subscribe_with_lease(
+            bob.connection_id,
+            None,
+            &lobby(),
+            None,
+            None,
+            false,
+            Some("here.2".into()),
+            now,
+        )
+        .unwrap();
+    bob.received();
+    assert!(
+        matches!(&ada.received()[..], [ServerMessage::Join { member, .. }] if member.name == "BOB")
+    );
+
+    // Ada's own lease coming back from Redis changes nothing; Cleo on a
+    // second node is still one member; her last lease going is her leave.
+    let joined = |lease: &str, who: &str| ClusterEvent::LeaseJoined {
+        lease: lease.into(),
+        member: user(who),
+    };
+    arrive(&mut state, joined("here.1", "ada"), now).unwrap();
+    arrive(&mut state, joined("third.9", "cleo"), now).unwrap();
+    assert_eq!(ada.received(), []);
+    let left = |lease: &str| ClusterEvent::LeaseLeft {
+        lease: lease.into(),
+    };
+    arrive(&mut state, left("other.1"), now).unwrap();
+    assert_eq!(ada.received(), []);
+    arrive(&mut state, left("third.9"), now).unwrap();
+    assert!(
+        matches!(&ada.received()[..], [ServerMessage::Leave { member, .. }] if member.name == "CLEO")
+    );
+    state.check_invariants();
+
+    // Bob disconnecting gives his lease back for the cluster to end.
+    state.disconnect(bob.connection_id);
+    assert_eq!(
+        state.take_released_leases(),
+        [(lobby(), "here.2".to_owned())]
+    );
+    assert!(
+        matches!(&ada.received()[..], [ServerMessage::Leave { member, .. }] if member.name == "BOB")
+    );
+    assert_eq!(state.local_leases().len(), 1);
+    state.check_invariants();
+}
+
+#[test]
+fn a_channel_nobody_here_uses_is_let_go_after_the_linger() {
+    let now = Instant::now();
+    let linger = std::time::Duration::from_secs(30);
+    let mut state = clustered();
+    let ada = connect(&mut state, "ada", 64);
+    state
+        .sync_channel(&lobby(), snapshot("e", 0, &[]), now, 0)
+        .unwrap();
+    state
+        .subscribe(ada.connection_id, None, &lobby(), None, None, false, now)
+        .unwrap();
+    assert_eq!(
+        state.unpin_idle(now + linger * 2, linger),
+        Vec::<ChannelName>::new()
+    );
+    state.unsubscribe(ada.connection_id, &lobby()).unwrap();
+    let later = Instant::now();
+    assert_eq!(state.unpin_idle(later, linger), Vec::<ChannelName>::new());
+    assert_eq!(state.unpin_idle(later + linger, linger), [lobby()]);
+    assert!(!state.is_synced(&lobby()));
+    // Messages still in flight for it are ignored.
+    arrive(
+        &mut state,
+        ClusterEvent::Publication(stamped("e", 9, "late")),
+        now,
+    )
+    .unwrap();
+    state.check_invariants();
+}
