@@ -416,8 +416,12 @@ impl Config {
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000))),
             data_dir: args.data_dir.unwrap_or_else(|| PathBuf::from("data")),
-            database_url: args.database_url,
-            cluster: cluster(args.redis_url, args.presence_ttl)?,
+            database_url: args.database_url.clone(),
+            cluster: cluster(
+                args.redis_url,
+                args.presence_ttl,
+                args.database_url.as_deref(),
+            )?,
             web_app: web_app(args.dist_dir),
             allowed_origins: AllowedOrigins::parse(args.allowed_origins.as_deref().unwrap_or(""))
                 .map_err(|message| ConfigError::Invalid {
@@ -552,6 +556,7 @@ fn tls(
 fn cluster(
     redis_url: Option<String>,
     presence_ttl: Option<u64>,
+    database_url: Option<&str>,
 ) -> Result<Option<ClusterConfig>, ConfigError> {
     let lease_ttl = match presence_ttl {
         Some(0) => {
@@ -569,6 +574,16 @@ fn cluster(
         return Err(ConfigError::Invalid {
             name: "redis_url",
             message: "use redis://[:password@]host:port[/db]".into(),
+        });
+    }
+    // Every node must serve the same notes: one database for all of them.
+    if !database_url
+        .is_some_and(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        return Err(ConfigError::Invalid {
+            name: "redis_url",
+            message: "a cluster needs --database-url postgres://… (the notes every node serves)"
+                .into(),
         });
     }
     if let Err(error) = redis::Client::open(redis_url.as_str()) {

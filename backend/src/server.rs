@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::cluster::Cluster;
+use crate::cluster::notes::ClusterNotes;
 use crate::config::Config;
 use crate::http::{health, static_files};
 use crate::hub::{Hub, Publisher, unix_time_ms};
@@ -99,16 +100,21 @@ impl AppState {
         let list_hub = hub.clone();
         let list_cluster = cluster.clone();
         let idempotency_window = config.limits.hub.idempotency_window;
-        let notes = Arc::new(
-            Notes::new(store, config.limits.notes.clone()).with_list_listener(Box::new(
-                move |event| match &list_cluster {
-                    None => announce_in_hub(&list_hub, &event),
-                    Some(cluster) => {
-                        announce_in_cluster(&list_hub, cluster, &event, idempotency_window);
-                    }
-                },
-            )),
+        let mut notes = Notes::new(store, config.limits.notes.clone()).with_list_listener(
+            Box::new(move |event| match &list_cluster {
+                None => announce_in_hub(&list_hub, &event),
+                Some(cluster) => {
+                    announce_in_cluster(&list_hub, cluster, &event, idempotency_window);
+                }
+            }),
         );
+        if let Some(cluster) = &cluster {
+            notes = notes.with_relay(Arc::new(ClusterNotes::new(cluster.clone())));
+        }
+        let notes = Arc::new(notes);
+        if let Some(cluster) = &cluster {
+            cluster.attach_notes(notes.clone());
+        }
         Self {
             hub,
             cluster,

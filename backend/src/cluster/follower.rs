@@ -26,6 +26,14 @@ pub enum Request {
         channel: ChannelName,
         done: oneshot::Sender<Result<(), HubError>>,
     },
+    /// A note loaded here (see `cluster::notes`).
+    FollowNote {
+        note: String,
+        done: oneshot::Sender<bool>,
+    },
+    UnfollowNote {
+        note: String,
+    },
 }
 
 /// Why the connection is given up and made again.
@@ -35,6 +43,10 @@ struct Lost;
 const TICK: Duration = Duration::from_secs(1);
 /// Channels per SUBSCRIBE when resubscribing after a reconnect.
 const SUBSCRIBE_BATCH: usize = 500;
+/// After a reconnect, notes are reloaded from the store once at once and
+/// once more after this: an edit another node published while this one was
+/// away may still have been on its way into the store at the first reload.
+const SECOND_RELOAD: Duration = Duration::from_secs(2);
 
 pub async fn run(
     client: redis::Client,
@@ -47,6 +59,8 @@ pub async fn run(
         max_ms: 5_000,
     };
     let mut attempt = 0;
+    // Notes followed: kept across reconnects (the hub keeps the channels).
+    let mut notes = std::collections::HashSet::new();
     loop {
         cluster.shared.following.store(false, Ordering::SeqCst);
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await;
@@ -60,7 +74,7 @@ pub async fn run(
                     }
                 }
                 // Nobody waits for a broker that is not there.
-                if refuse_waiting(&mut requests) {
+                if refuse_waiting(&mut requests, &mut notes) {
                     return;
                 }
                 let delay = backoff.delay_ms(attempt, rand::random::<f64>());
@@ -73,8 +87,12 @@ pub async fn run(
         let mut follower = Follower {
             cluster: &cluster,
             hub: &hub,
+            notes: &mut notes,
         };
         if follower.resync_all(&mut sink).await.is_err() {
+            continue;
+        }
+        if follower.resync_notes(&mut sink).await.is_err() {
             continue;
         }
         if attempt > 0 {
@@ -91,11 +109,21 @@ pub async fn run(
 
 /// Answers every waiting request with `unavailable`; true when the node is
 /// gone (nobody can send requests any more).
-fn refuse_waiting(requests: &mut mpsc::UnboundedReceiver<Request>) -> bool {
+fn refuse_waiting(
+    requests: &mut mpsc::UnboundedReceiver<Request>,
+    notes: &mut std::collections::HashSet<String>,
+) -> bool {
     loop {
         match requests.try_recv() {
             Ok(Request::Follow { channel, done }) => {
                 let _ = done.send(Err(unavailable(&channel)));
+            }
+            Ok(Request::FollowNote { done, .. }) => {
+                let _ = done.send(false);
+            }
+            // Not resubscribed when the connection is back.
+            Ok(Request::UnfollowNote { note }) => {
+                notes.remove(&note);
             }
             Err(mpsc::error::TryRecvError::Empty) => return false,
             Err(mpsc::error::TryRecvError::Disconnected) => return true,
@@ -106,6 +134,7 @@ fn refuse_waiting(requests: &mut mpsc::UnboundedReceiver<Request>) -> bool {
 struct Follower<'a> {
     cluster: &'a Cluster,
     hub: &'a Hub,
+    notes: &'a mut std::collections::HashSet<String>,
 }
 
 impl Follower<'_> {
@@ -124,18 +153,38 @@ impl Follower<'_> {
                     self.handle(&message).await?;
                 }
                 request = requests.recv() => {
-                    let Some(Request::Follow { channel, done }) = request else { return Ok(()) };
+                    let Some(request) = request else { return Ok(()) };
                     // Messages already received belong to before this
                     // request (perhaps to an earlier period of following
                     // this channel): apply them first.
                     while let Some(Some(message)) = stream.next().now_or_never() {
                         self.handle(&message).await?;
                     }
-                    let followed = self.follow(sink, &channel).await;
-                    let lost = followed.is_err();
-                    let _ = done.send(followed.map_err(|Lost| unavailable(&channel)));
-                    if lost {
-                        return Err(Lost);
+                    match request {
+                        Request::Follow { channel, done } => {
+                            let followed = self.follow(sink, &channel).await;
+                            let lost = followed.is_err();
+                            let _ = done.send(followed.map_err(|Lost| unavailable(&channel)));
+                            if lost {
+                                return Err(Lost);
+                            }
+                        }
+                        Request::FollowNote { note, done } => {
+                            if !self.notes.contains(&note) {
+                                let subscribed = timed(sink.subscribe(wire::note_channel(&note))).await;
+                                if subscribed.is_err() {
+                                    let _ = done.send(false);
+                                    return Err(Lost);
+                                }
+                                self.notes.insert(note);
+                            }
+                            let _ = done.send(true);
+                        }
+                        Request::UnfollowNote { note } => {
+                            if self.notes.remove(&note) {
+                                timed(sink.unsubscribe(wire::note_channel(&note))).await?;
+                            }
+                        }
                     }
                 }
                 _ = tick.tick() => {
@@ -189,7 +238,43 @@ impl Follower<'_> {
         Ok(())
     }
 
+    /// After (re)connecting: follows every loaded note again and merges
+    /// in what the store holds (twice: see [`SECOND_RELOAD`]).
+    async fn resync_notes(&mut self, sink: &mut PubSubSink) -> Result<(), Lost> {
+        let Some(notes) = self.cluster.shared.notes.get().cloned() else {
+            return Ok(());
+        };
+        let followed: Vec<String> = self.notes.iter().cloned().collect();
+        for batch in followed.chunks(SUBSCRIBE_BATCH) {
+            let names: Vec<String> = batch.iter().map(|note| wire::note_channel(note)).collect();
+            timed(sink.subscribe(names)).await?;
+        }
+        if followed.is_empty() {
+            return Ok(());
+        }
+        tokio::spawn(async move {
+            for pass in 0..2 {
+                if pass == 1 {
+                    tokio::time::sleep(SECOND_RELOAD).await;
+                }
+                for note in &followed {
+                    notes.resync_from_store(note).await;
+                }
+            }
+        });
+        Ok(())
+    }
+
     async fn handle(&mut self, message: &redis::Msg) -> Result<(), Lost> {
+        if let Some(note) = wire::note_of(message.get_channel_name()) {
+            if let Some((node, change)) = super::notes::decode(message.get_payload_bytes())
+                && node != self.cluster.node()
+                && let Some(notes) = self.cluster.shared.notes.get()
+            {
+                notes.remote_change(note, change);
+            }
+            return Ok(());
+        }
         let Some(channel) = wire::channel_of(message.get_channel_name()) else {
             return Ok(());
         };

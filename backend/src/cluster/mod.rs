@@ -22,11 +22,13 @@
 
 mod follower;
 mod leases;
+pub mod notes;
+mod publisher;
 mod scripts;
 pub mod wire;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -36,6 +38,7 @@ use rookery_common::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::{ChannelKind, Hub, HubError, NamespaceConfig};
+use crate::notes::Notes;
 
 /// Settings of a cluster member.
 #[derive(Debug, Clone)]
@@ -70,6 +73,10 @@ struct Shared {
     commands_ok: AtomicBool,
     next_lease: AtomicU64,
     lease_ttl: Duration,
+    /// Messages to publish without waiting (notes' changes), in order.
+    publish: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    /// This node's notes, for other nodes' changes (set once built).
+    notes: OnceLock<Arc<Notes>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -97,6 +104,7 @@ impl Cluster {
         )?;
         let (follow, follow_requests) = mpsc::unbounded_channel();
         let (lease_sender, lease_requests) = mpsc::unbounded_channel();
+        let (publish, to_publish) = mpsc::unbounded_channel();
         let cluster = Self {
             shared: Arc::new(Shared {
                 node: format!("{:012x}", rand::random::<u64>() >> 16),
@@ -107,8 +115,11 @@ impl Cluster {
                 commands_ok: AtomicBool::new(true),
                 next_lease: AtomicU64::new(1),
                 lease_ttl: config.lease_ttl,
+                publish,
+                notes: OnceLock::new(),
             }),
         };
+        tokio::spawn(publisher::run(cluster.clone(), to_publish));
         tokio::spawn(follower::run(
             client,
             cluster.clone(),
@@ -117,6 +128,17 @@ impl Cluster {
         ));
         tokio::spawn(leases::run(cluster.clone(), hub, lease_requests));
         Ok(cluster)
+    }
+
+    /// Hands other nodes' note changes to `notes` from now on.
+    pub fn attach_notes(&self, notes: Arc<Notes>) {
+        let _ = self.shared.notes.set(notes);
+    }
+
+    /// Publishes `payload` on a pub/sub channel, in order with this node's
+    /// other such messages, without waiting.
+    fn publish_raw(&self, channel: String, payload: Vec<u8>) {
+        let _ = self.shared.publish.send((channel, payload));
     }
 
     /// Ready for traffic: following Redis, and the last command got through.

@@ -54,6 +54,16 @@ pub fn pubsub_channel(channel: &ChannelName) -> String {
     format!("{PREFIX}c:{channel}")
 }
 
+/// A note's pub/sub channel (see `cluster::notes`).
+pub fn note_channel(note: &str) -> String {
+    format!("{PREFIX}d:{note}")
+}
+
+/// The note a pub/sub message came on, if it is a note's channel.
+pub fn note_of(pubsub_channel: &str) -> Option<&str> {
+    pubsub_channel.strip_prefix(PREFIX)?.strip_prefix("d:")
+}
+
 /// The Rookery channel a pub/sub message came on.
 pub fn channel_of(pubsub_channel: &str) -> Option<ChannelName> {
     let name = pubsub_channel.strip_prefix(PREFIX)?.strip_prefix("c:")?;

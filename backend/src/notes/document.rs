@@ -104,6 +104,29 @@ impl NoteDocument {
         })
     }
 
+    /// Numbers this document's edits from `base` on: in a cluster every
+    /// node writes the same note, and each load takes a random base so
+    /// that nodes never store two updates under one number.
+    pub fn rebase(&mut self, base: i64) {
+        self.last_seq = base;
+        self.snapshot_seq = base;
+        // What was loaded is older than anything numbered from here.
+        for (seq, _) in &mut self.update_bytes {
+            *seq = base;
+        }
+    }
+
+    /// Applies an update another node applied and stored: no limits (that
+    /// node checked them), nothing to store here.
+    pub fn apply_remote(&mut self, data: &[u8]) -> Result<(), DocumentError> {
+        let update =
+            Update::decode_v1(data).map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+        self.doc()
+            .transact_mut()
+            .apply_update(update)
+            .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))
+    }
+
     /// A document with nothing in it.
     pub fn empty() -> Self {
         Self::restore(None, 0, &[]).expect("nothing to decode")

@@ -80,6 +80,37 @@ impl Default for NoteLimits {
     }
 }
 
+/// A cluster member's link to the other nodes' copies of its notes (over
+/// Redis, in `crate::cluster`): every note loaded here is followed, so
+/// other nodes' edits, cursors and deletes reach this node's editors, and
+/// this node's reach theirs. The store (Postgres) is shared: whichever node
+/// applies an edit stores it.
+pub trait NoteRelay: Send + Sync + std::fmt::Debug {
+    /// Starts hearing `note`'s changes; resolves once that is in place
+    /// (false: the broker cannot be reached), before the note is loaded
+    /// from the store, so no edit falls between the two.
+    fn follow(&self, note: &str) -> BoxFuture<'static, bool>;
+    fn unfollow(&self, note: &str);
+    /// Tells the other nodes; never waits.
+    fn send(&self, note: &str, change: NoteChange);
+}
+
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A change to a note, between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoteChange {
+    /// A Yjs update (already stored, or being stored, by its node).
+    Update(Vec<u8>),
+    /// An awareness update (who is here, their cursors).
+    Awareness(Vec<u8>),
+    Deleted,
+}
+
+/// Awareness from other nodes is held for this pseudo-peer: their own
+/// nodes announce its removals.
+const OTHER_NODES: PeerId = PeerId::MAX;
+
 #[derive(Debug, thiserror::Error)]
 pub enum NotesError {
     #[error("note ids are 1 to 64 of A-Z, a-z, 0-9, - and _")]
@@ -96,6 +127,8 @@ pub enum NotesError {
     Document(#[from] DocumentError),
     #[error("not saved: {0}")]
     Store(StoreError),
+    #[error("the cluster's broker cannot be reached; try again")]
+    Unavailable,
 }
 
 impl From<StoreError> for NotesError {
@@ -163,6 +196,8 @@ pub struct Notes {
     /// [`Session`]: crate::ws::session::Session
     next_peer: AtomicU64,
     announcer: Announcer,
+    /// Cluster mode: the other nodes.
+    relay: Option<Arc<dyn NoteRelay>>,
 }
 
 /// One open note; loaded once, shared by its peers.
@@ -331,7 +366,15 @@ impl Notes {
             open: Mutex::new(HashMap::new()),
             next_peer: AtomicU64::new(1),
             announcer,
+            relay: None,
         }
+    }
+
+    /// Cluster mode: the link to the other nodes.
+    #[must_use]
+    pub fn with_relay(mut self, relay: Arc<dyn NoteRelay>) -> Self {
+        self.relay = Some(relay);
+        self
     }
 
     /// Where the notes list's events go (nowhere by default).
@@ -384,28 +427,46 @@ impl Notes {
         let loaded = handle
             .loaded
             .get_or_try_init(|| async {
+                if let Some(relay) = &self.relay
+                    && !relay.follow(id).await
+                {
+                    return Err(NotesError::Unavailable);
+                }
                 let now_ms = unix_time_ms();
                 created = self.store.ensure_note(id, now_ms as i64).await?;
                 let stored = self.store.load(id).await?;
-                let document = NoteDocument::restore(
+                let mut document = NoteDocument::restore(
                     stored.snapshot.as_deref(),
                     stored.snapshot_seq,
                     &stored.updates,
                 )?;
+                if self.relay.is_some() {
+                    // 2^20 edits per load before a base could be reached
+                    // by another's: far more than a load ever sees.
+                    document.rebase((i64::from(rand::random::<u32>()) + 1) << 20);
+                }
                 Ok::<_, NotesError>(Mutex::new(Loaded::new(
                     document,
                     if created { now_ms } else { 0 },
                 )))
             })
             .await;
-        if let Err(NotesError::Deleted) = loaded {
-            // A tombstone is for good: keep no empty handle for it.
-            let mut open = self.open_map();
-            if open
-                .get(id)
-                .is_some_and(|current| Arc::ptr_eq(current, &handle))
+        if let Err(error) = &loaded {
+            // A tombstone is for good: keep no empty handle for it. (Any
+            // other failure is retried by the next open.)
+            if matches!(error, NotesError::Deleted) {
+                let mut open = self.open_map();
+                if open
+                    .get(id)
+                    .is_some_and(|current| Arc::ptr_eq(current, &handle))
+                {
+                    open.remove(id);
+                }
+            }
+            if let Some(relay) = &self.relay
+                && handle.loaded.get().is_none()
             {
-                open.remove(id);
+                relay.unfollow(id);
             }
         }
         loaded?;
@@ -503,6 +564,7 @@ impl Notes {
                     self.limits.max_document_bytes,
                 )?;
                 relay(&loaded.peers, None, &update, Relay::Update);
+                self.tell_nodes(&handle.id, NoteChange::Update(update.clone()));
                 break (update, loaded.after_edit(seq));
             }
             // Deleted meanwhile: `open` refuses it.
@@ -536,19 +598,112 @@ impl Notes {
             Some(handle) => handle.mark_deleted(),
             None => HashMap::new(),
         };
-        for sink in peers.into_values() {
-            match sink {
-                PeerSink::Ws { outbox, channel } => {
-                    push_or_close(
-                        &outbox,
-                        encode(&ServerMessage::DocDeleted { channel }).into(),
-                    );
+        notify_deleted(peers);
+        self.announcer.deleted(id);
+        self.tell_nodes(id, NoteChange::Deleted);
+        if handle.is_some()
+            && let Some(relay) = &self.relay
+        {
+            relay.unfollow(id);
+        }
+        Ok(())
+    }
+
+    fn tell_nodes(&self, id: &str, change: NoteChange) {
+        if let Some(relay) = &self.relay {
+            relay.send(id, change);
+        }
+    }
+
+    /// Notes loaded here (cluster mode: the ones followed).
+    pub fn loaded_ids(&self) -> Vec<String> {
+        self.open_map()
+            .iter()
+            .filter(|(_, handle)| handle.loaded.get().is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Another node's change to a note loaded here: applied and relayed to
+    /// this node's editors (not stored: its node stores it).
+    pub fn remote_change(&self, id: &str, change: NoteChange) {
+        let Some(handle) = self.open_map().get(id).cloned() else {
+            return;
+        };
+        if handle.loaded.get().is_none() {
+            return;
+        }
+        match change {
+            NoteChange::Update(data) => {
+                let Ok(mut loaded) = handle.lock_live() else {
+                    return;
+                };
+                if let Err(error) = loaded.document.apply_remote(&data) {
+                    tracing::warn!(note = %id, %error, "another node's update cannot be applied");
+                    return;
                 }
-                PeerSink::Yjs(sink) => sink.close(CloseCode::Normal, "the note was deleted"),
+                relay(&loaded.peers, None, &data, Relay::Update);
+                let title = loaded.document.title();
+                // The node that made the edit stores the title.
+                loaded.title = title;
+            }
+            NoteChange::Awareness(data) => {
+                let Ok(mut loaded) = handle.lock_live() else {
+                    return;
+                };
+                match loaded.document.apply_awareness(OTHER_NODES, &data) {
+                    Ok(encoded) => relay(&loaded.peers, None, &encoded, Relay::Awareness),
+                    Err(error) => {
+                        tracing::warn!(note = %id, %error, "another node's awareness cannot be applied");
+                    }
+                }
+            }
+            NoteChange::Deleted => {
+                let handle = {
+                    let mut open = self.open_map();
+                    match open.get(id) {
+                        Some(current) if Arc::ptr_eq(current, &handle) => open.remove(id),
+                        _ => None,
+                    }
+                };
+                let peers = handle
+                    .map(|handle| handle.mark_deleted())
+                    .unwrap_or_default();
+                notify_deleted(peers);
+                if let Some(relay) = &self.relay {
+                    relay.unfollow(id);
+                }
             }
         }
-        self.announcer.deleted(id);
-        Ok(())
+    }
+
+    /// Merges what the store holds into a note loaded here, relaying what
+    /// was new to its editors: after this node may have missed other
+    /// nodes' messages (its broker connection dropped).
+    pub async fn resync_from_store(&self, id: &str) {
+        let Some(handle) = self.open_map().get(id).cloned() else {
+            return;
+        };
+        let stored = match self.store.load(id).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(note = %id, %error, "cannot reload the note after an outage");
+                return;
+            }
+        };
+        let parts = stored
+            .snapshot
+            .iter()
+            .map(Vec::as_slice)
+            .chain(stored.updates.iter().map(|(_, data)| data.as_slice()));
+        let Ok(state) = yrs::merge_updates_v1(parts) else {
+            tracing::warn!(note = %id, "the stored note cannot be merged");
+            return;
+        };
+        if state.is_empty() {
+            return;
+        }
+        self.remote_change(&handle.id, NoteChange::Update(state));
     }
 
     fn next_peer_id(&self) -> PeerId {
@@ -664,6 +819,7 @@ impl Notes {
                 self.limits.max_document_bytes,
             )?;
             relay(&loaded.peers, Some(from), data, Relay::Update);
+            self.tell_nodes(&handle.id, NoteChange::Update(data.to_vec()));
             loaded.after_edit(seq)
         };
         self.store_edit(handle, edit, data, Announce::AsEdited)
@@ -796,8 +952,8 @@ impl Notes {
         let written = self.store.compact(&handle.id, &data, upto).await;
         let mut loaded = handle.lock();
         match &written {
-            Ok(()) => {
-                loaded.document.compacted(data.len(), upto);
+            Ok(bytes) => {
+                loaded.document.compacted(*bytes, upto);
                 if loaded.needs_snapshot.is_some_and(|seq| seq <= upto) {
                     loaded.needs_snapshot = None;
                 }
@@ -805,7 +961,7 @@ impl Notes {
             Err(StoreError::NoteDeleted) => {}
             Err(_) => loaded.store_lacks(upto),
         }
-        written
+        written.map(drop)
     }
 
     /// Applies and relays a peer's awareness update.
@@ -818,6 +974,7 @@ impl Notes {
         let mut loaded = handle.lock_live()?;
         let encoded = loaded.document.apply_awareness(from, data)?;
         relay(&loaded.peers, Some(from), &encoded, Relay::Awareness);
+        self.tell_nodes(&handle.id, NoteChange::Awareness(encoded));
         Ok(())
     }
 
@@ -831,6 +988,7 @@ impl Notes {
             }
             if let Some(removal) = loaded.document.remove_peer(peer) {
                 relay(&loaded.peers, Some(peer), &removal, Relay::Awareness);
+                self.tell_nodes(&handle.id, NoteChange::Awareness(removal));
             }
             loaded.peers.is_empty()
         };
@@ -888,6 +1046,9 @@ impl Notes {
             && loaded.needs_snapshot.is_none()
         {
             open.remove(&handle.id);
+            if let Some(relay) = &self.relay {
+                relay.unfollow(&handle.id);
+            }
             return Unloading::Unloaded;
         }
         Unloading::Kept
@@ -1001,6 +1162,22 @@ fn relay(peers: &HashMap<PeerId, PeerSink>, from: Option<PeerId>, data: &[u8], k
                     .clone();
                 sink.send(frame);
             }
+        }
+    }
+}
+
+/// Tells a deleted note's peers: `/ws` peers get `doc_deleted`, `/yjs`
+/// peers are closed.
+fn notify_deleted(peers: HashMap<PeerId, PeerSink>) {
+    for sink in peers.into_values() {
+        match sink {
+            PeerSink::Ws { outbox, channel } => {
+                push_or_close(
+                    &outbox,
+                    encode(&ServerMessage::DocDeleted { channel }).into(),
+                );
+            }
+            PeerSink::Yjs(sink) => sink.close(CloseCode::Normal, "the note was deleted"),
         }
     }
 }

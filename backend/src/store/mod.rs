@@ -24,6 +24,8 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("the note was deleted")]
     NoteDeleted,
+    #[error("a stored update cannot be decoded: {0}")]
+    Corrupt(String),
 }
 
 #[derive(Debug, Clone)]
@@ -255,12 +257,11 @@ impl Store {
             Some((data, seq)) => (Some(data), seq),
             None => (None, 0),
         };
-        // Updates the snapshot already holds may remain if compaction was
-        // interrupted between its two steps; skip them.
-        let updates = update_rows
-            .into_iter()
-            .filter(|(seq, _)| *seq > snapshot_seq)
-            .collect();
+        // Every row left is one no compaction folded in yet: compaction
+        // removes the rows it merges in the same transaction. (In a
+        // cluster, rows come from several nodes whose sequence numbers do
+        // not compare with the snapshot's, so none is skipped by number.)
+        let updates = update_rows;
         Ok(StoredNote {
             snapshot,
             snapshot_seq,
@@ -327,12 +328,18 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the snapshot with `data` (holding everything up to
-    /// `upto_seq`) and drops the updates it folds in, atomically; refuses a
-    /// deleted note's ([`StoreError::NoteDeleted`]).
-    pub async fn compact(&self, id: &str, data: &[u8], upto_seq: i64) -> Result<(), StoreError> {
+    /// Folds `data` (a document's whole state), the stored snapshot and
+    /// every stored update into one new snapshot and drops those updates,
+    /// atomically; refuses a deleted note's ([`StoreError::NoteDeleted`]).
+    /// Returns the new snapshot's size.
+    ///
+    /// Merging with what is stored, rather than replacing it with `data`,
+    /// is what lets several nodes write one note: whatever another node
+    /// stored (and this one has not seen yet) stays.
+    pub async fn compact(&self, id: &str, data: &[u8], upto_seq: i64) -> Result<usize, StoreError> {
         // As in `append_update`, the note's row first (an update that
-        // changes nothing, for its lock): a delete is ordered against it.
+        // changes nothing, for its lock): a delete or an append is ordered
+        // against it, so the rows read below are all the rows there are.
         match self {
             Store::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
@@ -346,21 +353,30 @@ impl Store {
                 if live == 0 {
                     return Err(StoreError::NoteDeleted);
                 }
+                let stored: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT data FROM note_snapshots WHERE note_id = ? \
+                     UNION ALL SELECT data FROM note_updates WHERE note_id = ?",
+                )
+                .bind(id)
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let merged = merge(data, &stored)?;
                 sqlx::query(
                     "INSERT INTO note_snapshots (note_id, data, upto_seq) VALUES (?, ?, ?) \
                      ON CONFLICT (note_id) DO UPDATE SET data = excluded.data, upto_seq = excluded.upto_seq",
                 )
                 .bind(id)
-                .bind(data)
+                .bind(&merged)
                 .bind(upto_seq)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("DELETE FROM note_updates WHERE note_id = ? AND seq <= ?")
+                sqlx::query("DELETE FROM note_updates WHERE note_id = ?")
                     .bind(id)
-                    .bind(upto_seq)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                Ok(merged.len())
             }
             Store::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
@@ -374,24 +390,31 @@ impl Store {
                 if live == 0 {
                     return Err(StoreError::NoteDeleted);
                 }
+                let stored: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT data FROM note_snapshots WHERE note_id = $1 \
+                     UNION ALL SELECT data FROM note_updates WHERE note_id = $1",
+                )
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let merged = merge(data, &stored)?;
                 sqlx::query(
                     "INSERT INTO note_snapshots (note_id, data, upto_seq) VALUES ($1, $2, $3) \
                      ON CONFLICT (note_id) DO UPDATE SET data = excluded.data, upto_seq = excluded.upto_seq",
                 )
                 .bind(id)
-                .bind(data)
+                .bind(&merged)
                 .bind(upto_seq)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("DELETE FROM note_updates WHERE note_id = $1 AND seq <= $2")
+                sqlx::query("DELETE FROM note_updates WHERE note_id = $1")
                     .bind(id)
-                    .bind(upto_seq)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                Ok(merged.len())
             }
         }
-        Ok(())
     }
 
     pub async fn set_title(&self, id: &str, title: &str) -> Result<(), StoreError> {
@@ -432,4 +455,13 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// One Yjs update holding `state` and everything `stored`.
+fn merge(state: &[u8], stored: &[Vec<u8>]) -> Result<Vec<u8>, StoreError> {
+    if stored.is_empty() {
+        return Ok(state.to_vec());
+    }
+    let all = std::iter::once(state).chain(stored.iter().map(Vec::as_slice));
+    yrs::merge_updates_v1(all).map_err(|error| StoreError::Corrupt(error.to_string()))
 }

@@ -725,6 +725,7 @@ fn note_error(error: &NotesError) -> HubError {
             tracing::error!(error = %store, "note store failed");
             ErrorCode::NotSaved
         }
+        NotesError::Unavailable => ErrorCode::Unavailable,
     };
     HubError::new(code, error.to_string())
 }

@@ -12,7 +12,9 @@ use rookery_common::{
     UserInfo,
 };
 use serde_json::json;
+use yrs::Text;
 
+use crate::notes::{Editor, Postgres};
 use crate::support::tempdir::TempDir;
 use crate::support::{API_KEY, TestClient, WAIT, within};
 
@@ -102,12 +104,29 @@ struct Node {
 /// within this (plus the purge period).
 const LEASE_TTL_S: u64 = 2;
 
+/// What a cluster runs on: Redis, and Postgres for the notes.
+struct Backends {
+    redis: Redis,
+    postgres: Postgres,
+}
+
+impl Backends {
+    async fn start() -> Self {
+        let postgres = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+        Self {
+            redis: Redis::start(),
+            postgres,
+        }
+    }
+}
+
 impl Node {
-    fn start(redis: &Redis) -> Self {
-        Self::start_with(redis, &[])
+    fn start(backends: &Backends) -> Self {
+        Self::start_with(backends, &[])
     }
 
-    fn start_with(redis: &Redis, extra_args: &[&str]) -> Self {
+    fn start_with(backends: &Backends, extra_args: &[&str]) -> Self {
+        let redis = &backends.redis;
         let dir = TempDir::new();
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let mut process = Command::new(env!("CARGO_BIN_EXE_rookery"))
@@ -118,6 +137,7 @@ impl Node {
             .arg("--dist-dir")
             .arg(dir.path().join("dist"))
             .args(["--redis-url", &redis.url()])
+            .args(["--database-url", &backends.postgres.url()])
             .args(["--presence-ttl", &LEASE_TTL_S.to_string()])
             .args(["--api-key", API_KEY])
             .args(extra_args)
@@ -250,11 +270,11 @@ async fn api_publish(node: &Node, channel: &str, data: serde_json::Value) -> req
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_share_publications_in_order_presence_and_idempotency_keys() {
-    let redis = Redis::start();
+    let backends = Backends::start().await;
     let nodes = [
-        Node::start(&redis),
-        Node::start(&redis),
-        Node::start(&redis),
+        Node::start(&backends),
+        Node::start(&backends),
+        Node::start(&backends),
     ];
     for node in &nodes {
         wait_ready(node, 200).await;
@@ -493,9 +513,9 @@ impl Follower {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_clients_recover_on_another_and_its_members_leave_within_the_ttl() {
-    let redis = Redis::start();
-    let mut doomed = Node::start(&redis);
-    let nodes = [Node::start(&redis), Node::start(&redis)];
+    let backends = Backends::start().await;
+    let mut doomed = Node::start(&backends);
+    let nodes = [Node::start(&backends), Node::start(&backends)];
     wait_ready(&doomed, 200).await;
     for node in &nodes {
         wait_ready(node, 200).await;
@@ -576,8 +596,8 @@ async fn a_killed_nodes_clients_recover_on_another_and_its_members_leave_within_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_keeps_clients_connected_then_resets_what_it_lost() {
-    let mut redis = Redis::start();
-    let nodes = [Node::start(&redis), Node::start(&redis)];
+    let mut backends = Backends::start().await;
+    let nodes = [Node::start(&backends), Node::start(&backends)];
     for node in &nodes {
         wait_ready(node, 200).await;
     }
@@ -590,7 +610,7 @@ async fn a_redis_restart_keeps_clients_connected_then_resets_what_it_lost() {
     let (_, data) = next_numbered(&mut ada).await;
     assert_eq!(data, json!("before"));
 
-    redis.stop();
+    backends.redis.stop();
     for node in &nodes {
         wait_ready(node, 503).await;
     }
@@ -605,7 +625,7 @@ async fn a_redis_restart_keeps_clients_connected_then_resets_what_it_lost() {
     let response = api_publish(&nodes[1], "chat:lobby", json!("during")).await;
     assert_eq!(response.status(), 503);
 
-    redis.run();
+    backends.redis.run();
     for node in &nodes {
         wait_ready(node, 200).await;
     }
@@ -686,7 +706,7 @@ async fn next_map_change(client: &mut TestClient) -> ServerMessage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn positions_cross_nodes_and_expire_with_a_dead_sharers_node() {
-    let redis = Redis::start();
+    let backends = Backends::start().await;
     let config_dir = TempDir::new();
     let config = config_dir.path().join("rookery.toml");
     std::fs::write(
@@ -696,8 +716,8 @@ async fn positions_cross_nodes_and_expire_with_a_dead_sharers_node() {
     )
     .unwrap();
     let config_arg = config.to_str().unwrap();
-    let mut doomed = Node::start_with(&redis, &["--config", config_arg]);
-    let node = Node::start_with(&redis, &["--config", config_arg]);
+    let mut doomed = Node::start_with(&backends, &["--config", config_arg]);
+    let node = Node::start_with(&backends, &["--config", config_arg]);
     wait_ready(&doomed, 200).await;
     wait_ready(&node, 200).await;
 
@@ -760,4 +780,66 @@ async fn positions_cross_nodes_and_expire_with_a_dead_sharers_node() {
         unreachable!("subscribe asserts the reply")
     };
     assert_eq!(locations, Some(Vec::new()), "nobody is left on the map");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editors_on_different_nodes_write_one_note() {
+    let backends = Backends::start().await;
+    let nodes = [
+        Node::start(&backends),
+        Node::start(&backends),
+        Node::start(&backends),
+    ];
+    for node in &nodes {
+        wait_ready(node, 200).await;
+    }
+    let mut ada = Editor::join_with(nodes[0].client("Ada", "anon-ada").await, "shared-note").await;
+    let mut bob = Editor::join_with(nodes[1].client("Bob", "anon-bob").await, "shared-note").await;
+
+    ada.type_at(0, "Hello ").await;
+    bob.wait_for_text("Hello ").await;
+    bob.type_at(6, "world").await;
+    ada.wait_for_text("Hello world").await;
+    // At once, at both ends: both insertions kept, the same text everywhere.
+    let from_ada = ada.edit(|txn, body| body.insert(txn, 0, ">> "));
+    let from_bob = bob.edit(|txn, body| body.insert(txn, 11, "!"));
+    let (saved_a, saved_b) = tokio::join!(ada.send_update(from_ada), bob.send_update(from_bob));
+    assert!(
+        matches!(saved_a, ServerMessage::DocSaved { .. }),
+        "{saved_a:?}"
+    );
+    assert!(
+        matches!(saved_b, ServerMessage::DocSaved { .. }),
+        "{saved_b:?}"
+    );
+    ada.wait_for_text(">> Hello world!").await;
+    bob.wait_for_text(">> Hello world!").await;
+
+    // A third node serves the same document (from the shared store).
+    let cleo = Editor::join_with(nodes[2].client("Cleo", "anon-cleo").await, "shared-note").await;
+    assert_eq!(cleo.text(), ">> Hello world!");
+
+    // Deleted on one node: the editors on the others are told.
+    let mut admin = nodes[2].client("Admin", "anon-admin").await;
+    let deleted = admin
+        .request(|id| ClientMessage::NoteDelete {
+            id,
+            note: "shared-note".into(),
+        })
+        .await;
+    assert!(
+        matches!(deleted, ServerMessage::NoteDeleted { .. }),
+        "{deleted:?}"
+    );
+    for editor in [&mut ada, &mut bob] {
+        loop {
+            match editor.client.recv().await {
+                ServerMessage::DocDeleted { .. } => break,
+                ServerMessage::DocUpdated { .. }
+                | ServerMessage::DocAwareness { .. }
+                | ServerMessage::DocSaved { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
 }

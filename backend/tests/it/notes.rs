@@ -38,7 +38,11 @@ pub fn new_doc() -> Doc {
 
 impl Editor {
     pub async fn join(server: &TestServer, name: &str, note: &str) -> Self {
-        let client = server.client(name).await;
+        Self::join_with(server.client(name).await, note).await
+    }
+
+    /// Joins `note` over a connected client (of any server).
+    pub async fn join_with(client: TestClient, note: &str) -> Self {
         let mut editor = Self {
             client,
             doc: new_doc(),
@@ -123,7 +127,7 @@ impl Editor {
     }
 
     /// Applies every update pushed so far, until the text is `expected`.
-    async fn wait_for_text(&mut self, expected: &str) {
+    pub async fn wait_for_text(&mut self, expected: &str) {
         self.wait_for(|editor| editor.text() == expected).await;
     }
 
@@ -645,4 +649,52 @@ async fn postgres_behaves_like_sqlite() {
     let listed = server.state.notes.store().list().await.unwrap();
     assert!(listed.iter().any(|note| note.id == "pg-durable"));
     crate::notes_list::tombstones_hold(server.state.notes.store(), "pg-tomb-").await;
+}
+
+/// Two nodes of a cluster write one note: each appends its own edits (its
+/// own sequence numbers) and compacts from its own copy, which may lack the
+/// other's newest edit. Nothing is lost either way.
+async fn two_writers_lose_nothing(store: &Store, id: &str) {
+    assert!(store.ensure_note(id, 1).await.unwrap());
+    let typed = |text: &str| {
+        let doc = new_doc();
+        let body = doc.get_or_insert_text(BODY);
+        let mut txn = doc.transact_mut();
+        body.insert(&mut txn, 0, text);
+        drop(txn);
+        doc.transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default())
+    };
+    let from_a = typed("from A. ");
+    let from_b = typed("from B. ");
+    store.append_update(id, 1 << 20, &from_a, 2).await.unwrap();
+    store.append_update(id, 7 << 20, &from_b, 3).await.unwrap();
+    // A compacts with only its own edit in memory.
+    store.compact(id, &from_a, 1 << 20).await.unwrap();
+    let later_b = typed("later B.");
+    store
+        .append_update(id, (7 << 20) + 1, &later_b, 4)
+        .await
+        .unwrap();
+    // B compacts too, from a copy that never saw A's edit.
+    store.compact(id, &from_b, (7 << 20) + 1).await.unwrap();
+
+    let stored = store.load(id).await.unwrap();
+    assert!(stored.updates.is_empty(), "every row folded in");
+    let body = NoteDocument::restore(stored.snapshot.as_deref(), 0, &stored.updates)
+        .unwrap()
+        .body();
+    for part in ["from A. ", "from B. ", "later B."] {
+        assert!(body.contains(part), "{part:?} kept in {body:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_note_written_by_two_nodes_keeps_both_through_compaction() {
+    let dir = TempDir::new();
+    let sqlite = Store::open_sqlite(dir.path()).await.unwrap();
+    two_writers_lose_nothing(&sqlite, "two-writers").await;
+    let postgres = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let store = Store::open_postgres(&postgres.url()).await.unwrap();
+    two_writers_lose_nothing(&store, "two-writers").await;
 }
