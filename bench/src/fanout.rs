@@ -38,11 +38,24 @@ const WARM_UP: Duration = Duration::from_secs(2);
 /// How long deliveries may trail the last publication.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
+/// `urls`: the server, or a cluster's nodes (subscribers spread over them
+/// in turn, the publisher on the first). `pids`: the processes whose CPU
+/// and memory count as the server's (a cluster's nodes and its Redis).
 pub async fn run(
-    url: &str,
-    pid: Option<u32>,
+    urls: &[String],
+    pids: &[u32],
     spec: &Fanout,
 ) -> anyhow::Result<(String, serde_json::Value)> {
+    let url = urls
+        .first()
+        .map_or("ws://127.0.0.1:8000/ws", String::as_str);
+    let total = |read: fn(u32) -> Option<u64>| -> Option<u64> {
+        if pids.is_empty() {
+            return None;
+        }
+        pids.iter().map(|pid| read(*pid)).sum()
+    };
+    let cpu_micros = |pid: u32| cpu_time(pid).map(|cpu| cpu.as_micros() as u64);
     let clock = Instant::now();
     let measure_from = Arc::new(AtomicU64::new(u64::MAX));
     let received = Arc::new(AtomicU64::new(0));
@@ -54,12 +67,12 @@ pub async fn run(
     )?));
     let (stop, stopped) = watch::channel(false);
 
-    let rss_before = pid.and_then(rss_kib);
+    let rss_before = total(rss_kib);
     let opened: Vec<_> = stream::iter(0..spec.subscribers)
         .map(|index| async move {
             let name = format!("sub-{index}");
             lean::open(
-                url,
+                &urls[index % urls.len()],
                 lean::source_address(spec.sources, index),
                 &name,
                 &spec.channel,
@@ -106,7 +119,7 @@ pub async fn run(
             let _ = histogram.lock().await.add(&local);
         }));
     }
-    let rss_after = pid.and_then(rss_kib);
+    let rss_after = total(rss_kib);
 
     // The publisher: its own connection, subscribed elsewhere.
     let (mut publisher, mut publisher_reader) = lean::open(
@@ -158,7 +171,7 @@ pub async fn run(
     tokio::time::sleep(WARM_UP).await;
     let first = next_sequence.load(Ordering::Relaxed);
     measure_from.store(first, Ordering::Relaxed);
-    let cpu_before = pid.and_then(cpu_time);
+    let cpu_before = total(cpu_micros);
     let own_cpu_before = cpu_time(std::process::id());
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(spec.seconds)).await;
@@ -171,7 +184,7 @@ pub async fn run(
     while received.load(Ordering::Relaxed) < expected && drain_started.elapsed() < DRAIN_LIMIT {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let cpu_after = pid.and_then(cpu_time);
+    let cpu_after = total(cpu_micros);
     let own_cpu_after = cpu_time(std::process::id());
     let elapsed = started.elapsed();
     let _ = stop.send(true);
@@ -184,7 +197,7 @@ pub async fn run(
     let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
     let cpu = cpu_before
         .zip(cpu_after)
-        .map(|(before, after)| after.saturating_sub(before).as_secs_f64());
+        .map(|(before, after)| after.saturating_sub(before) as f64 / 1e6);
     let per_cpu_second = cpu
         .filter(|cpu| *cpu > 0.0)
         .map(|cpu| received as f64 / cpu);
@@ -198,6 +211,7 @@ pub async fn run(
         .map(|(before, after)| after.saturating_sub(before) as f64 / spec.subscribers as f64);
     let result = json!({
         "scenario": "fanout",
+        "nodes": urls.len(),
         "subscribers": spec.subscribers,
         "size": spec.size,
         "rate": spec.rate,

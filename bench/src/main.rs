@@ -29,12 +29,16 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "rookery-bench", about)]
 struct Cli {
-    /// The server's WebSocket URL
+    /// The server's WebSocket URL; `fanout` takes several, comma separated
+    /// (the nodes of a cluster: subscribers spread over them in turn, the
+    /// publisher on the first)
     #[arg(long, default_value = "ws://127.0.0.1:8000/ws", global = true)]
     url: String,
-    /// The server's process id, for CPU and memory figures
-    #[arg(long, global = true)]
-    pid: Option<u32>,
+    /// The server's process id, for CPU and memory figures; `fanout` takes
+    /// several, comma separated (a cluster's nodes and its Redis: their CPU
+    /// is added up)
+    #[arg(long, global = true, value_delimiter = ',')]
+    pid: Vec<u32>,
     /// Also print the result as one `RESULT {json}` line (fanout)
     #[arg(long, global = true)]
     json: bool,
@@ -95,19 +99,20 @@ enum Scenario {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let pid = cli.pid.first().copied();
     let report = match cli.scenario {
-        Scenario::Idle { connections } => scenarios::idle(&cli.url, cli.pid, connections).await?,
+        Scenario::Idle { connections } => scenarios::idle(&cli.url, pid, connections).await?,
         Scenario::Location {
             sharers,
             viewers,
             rate,
             seconds,
-        } => scenarios::location(&cli.url, cli.pid, sharers, viewers, rate, seconds).await?,
+        } => scenarios::location(&cli.url, pid, sharers, viewers, rate, seconds).await?,
         Scenario::Notes {
             editors,
             rate,
             seconds,
-        } => notes::run(&cli.url, cli.pid, editors, rate, seconds).await?,
+        } => notes::run(&cli.url, pid, editors, rate, seconds).await?,
         Scenario::Fanout {
             subscribers,
             size,
@@ -124,7 +129,8 @@ async fn main() -> anyhow::Result<()> {
                 channel,
                 sources,
             };
-            let (report, result) = fanout::run(&cli.url, cli.pid, &spec).await?;
+            let urls: Vec<String> = cli.url.split(',').map(str::to_owned).collect();
+            let (report, result) = fanout::run(&urls, &cli.pid, &spec).await?;
             if cli.json {
                 println!("RESULT {result}");
             }

@@ -33,13 +33,27 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Prometheus exposition.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let stats = state.hub.with(|hub| hub.stats());
+    let (stats, n_followed) = state
+        .hub
+        .with(|hub| (hub.stats(), hub.synced_channels().len()));
+    let mut body = state.metrics.render(&stats, state.n_sockets());
+    if let Some(cluster) = &state.cluster {
+        body += &format!(
+            "# HELP rookery_cluster_ready 1 while this node follows Redis and reaches it.\n\
+             # TYPE rookery_cluster_ready gauge\n\
+             rookery_cluster_ready {}\n\
+             # HELP rookery_cluster_followed_channels Channels this node follows on Redis.\n\
+             # TYPE rookery_cluster_followed_channels gauge\n\
+             rookery_cluster_followed_channels {n_followed}\n",
+            u8::from(cluster.is_ready()),
+        );
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&stats, state.n_sockets()),
+        body,
     )
 }
 

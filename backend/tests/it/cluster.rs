@@ -605,6 +605,18 @@ async fn a_redis_restart_keeps_clients_connected_then_resets_what_it_lost() {
     ada.subscribe("chat:lobby").await;
     let mut bob = nodes[1].client("Bob", "anon-bob").await;
     bob.subscribe("chat:lobby").await;
+    let mut writer = Editor::join_with(
+        nodes[0].client("Writer", "anon-writer").await,
+        "outage-note",
+    )
+    .await;
+    let mut reader = Editor::join_with(
+        nodes[1].client("Reader", "anon-reader").await,
+        "outage-note",
+    )
+    .await;
+    writer.type_at(0, "before. ").await;
+    reader.wait_for_text("before. ").await;
     ada.publish("chat:lobby", json!("before")).await;
     let (before, _) = next_numbered(&mut bob).await;
     let (_, data) = next_numbered(&mut ada).await;
@@ -624,6 +636,23 @@ async fn a_redis_restart_keeps_clients_connected_then_resets_what_it_lost() {
     assert!(matches!(pong, ServerMessage::Pong { .. }));
     let response = api_publish(&nodes[1], "chat:lobby", json!("during")).await;
     assert_eq!(response.status(), 503);
+    let metrics = reqwest::get(nodes[0].url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("rookery_cluster_ready 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("rookery_cluster_followed_channels 1\n"),
+        "{metrics}"
+    );
+    // Notes live in Postgres: editing goes on, saved, though the other
+    // node cannot hear of it yet.
+    let saved = writer
+        .send_update(writer.edit(|txn, body| body.insert(txn, 8, "during.")))
+        .await;
+    assert!(matches!(saved, ServerMessage::DocSaved { .. }), "{saved:?}");
 
     backends.redis.run();
     for node in &nodes {
@@ -667,6 +696,8 @@ async fn a_redis_restart_keeps_clients_connected_then_resets_what_it_lost() {
         let (position, data) = next_numbered(client).await;
         assert_eq!((position.offset, data), (1, json!("after")));
     }
+    // The reader's node caught up from the store.
+    reader.wait_for_text("before. during.").await;
 }
 
 fn at(lat: f64, lon: f64) -> Location {
