@@ -208,8 +208,8 @@ fn announce_in_hub(hub: &Hub, event: &NoteListEvent) {
 }
 
 /// Publishes a notes list event in `notes_list:all` through the cluster, so
-/// every node's subscribers hear it. In the background: the listener is
-/// called with a note's lock released but must not wait.
+/// every node's subscribers hear it. In the background (the listener must
+/// not wait) and in order.
 fn announce_in_cluster(
     hub: &Hub,
     cluster: &Cluster,
@@ -227,15 +227,7 @@ fn announce_in_cluster(
             return;
         }
     };
-    let cluster = cluster.clone();
-    tokio::spawn(async move {
-        let published = cluster
-            .publish(&channel, &publication, None, &namespace, idempotency_window)
-            .await;
-        if let Err(error) = published {
-            tracing::warn!(%channel, %error, "notes list event not published");
-        }
-    });
+    cluster.announce(channel, publication, namespace, idempotency_window);
 }
 
 /// Every route of the node.

@@ -8,6 +8,7 @@
 //! behind a newer subscribe, and stale messages from an earlier period of
 //! following are drained before the channel is followed again.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -21,6 +22,16 @@ use tokio::time::Instant;
 use super::{CONNECT_TIMEOUT, Cluster, LINGER, RESPONSE_TIMEOUT, scripts, unavailable, wire};
 use crate::hub::{ChannelSnapshot, Gap, Hub, HubError, unix_time_ms};
 
+/// Counts one load fewer following `note`.
+fn unfollow_note(notes: &mut HashMap<String, usize>, note: &str) {
+    if let Some(count) = notes.get_mut(note) {
+        *count -= 1;
+        if *count == 0 {
+            notes.remove(note);
+        }
+    }
+}
+
 pub enum Request {
     Follow {
         channel: ChannelName,
@@ -33,6 +44,13 @@ pub enum Request {
     },
     UnfollowNote {
         note: String,
+    },
+    /// A client recovers from a position this node's copy has not reached
+    /// yet (it came from a node that was ahead): bring the copy up to it.
+    CatchUp {
+        channel: ChannelName,
+        offset: u64,
+        done: oneshot::Sender<()>,
     },
 }
 
@@ -60,7 +78,9 @@ pub async fn run(
     };
     let mut attempt = 0;
     // Notes followed: kept across reconnects (the hub keeps the channels).
-    let mut notes = std::collections::HashSet::new();
+    // Notes followed, with how many loads follow each: kept across
+    // reconnects (the hub keeps the channels).
+    let mut notes = HashMap::new();
     loop {
         cluster.shared.following.store(false, Ordering::SeqCst);
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await;
@@ -89,10 +109,14 @@ pub async fn run(
             hub: &hub,
             notes: &mut notes,
         };
-        if follower.resync_all(&mut sink).await.is_err() {
-            continue;
-        }
-        if follower.resync_notes(&mut sink).await.is_err() {
+        if follower.resync_all(&mut sink).await.is_err()
+            || follower.resync_notes(&mut sink).await.is_err()
+        {
+            // Connected, but Redis does not answer as it should (still
+            // loading its data, say): wait before trying again.
+            let delay = backoff.delay_ms(attempt, rand::random::<f64>());
+            attempt = attempt.saturating_add(1);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
             continue;
         }
         if attempt > 0 {
@@ -111,7 +135,7 @@ pub async fn run(
 /// gone (nobody can send requests any more).
 fn refuse_waiting(
     requests: &mut mpsc::UnboundedReceiver<Request>,
-    notes: &mut std::collections::HashSet<String>,
+    notes: &mut HashMap<String, usize>,
 ) -> bool {
     loop {
         match requests.try_recv() {
@@ -121,9 +145,10 @@ fn refuse_waiting(
             Ok(Request::FollowNote { done, .. }) => {
                 let _ = done.send(false);
             }
-            // Not resubscribed when the connection is back.
-            Ok(Request::UnfollowNote { note }) => {
-                notes.remove(&note);
+            // Counted now: not resubscribed when the connection is back.
+            Ok(Request::UnfollowNote { note }) => unfollow_note(notes, &note),
+            Ok(Request::CatchUp { done, .. }) => {
+                let _ = done.send(());
             }
             Err(mpsc::error::TryRecvError::Empty) => return false,
             Err(mpsc::error::TryRecvError::Disconnected) => return true,
@@ -134,7 +159,7 @@ fn refuse_waiting(
 struct Follower<'a> {
     cluster: &'a Cluster,
     hub: &'a Hub,
-    notes: &'a mut std::collections::HashSet<String>,
+    notes: &'a mut HashMap<String, usize>,
 }
 
 impl Follower<'_> {
@@ -170,20 +195,30 @@ impl Follower<'_> {
                             }
                         }
                         Request::FollowNote { note, done } => {
-                            if !self.notes.contains(&note) {
+                            if !self.notes.contains_key(&note) {
                                 let subscribed = timed(sink.subscribe(wire::note_channel(&note))).await;
                                 if subscribed.is_err() {
                                     let _ = done.send(false);
                                     return Err(Lost);
                                 }
-                                self.notes.insert(note);
                             }
+                            *self.notes.entry(note).or_insert(0) += 1;
                             let _ = done.send(true);
                         }
                         Request::UnfollowNote { note } => {
-                            if self.notes.remove(&note) {
+                            unfollow_note(self.notes, &note);
+                            if !self.notes.contains_key(&note) {
                                 timed(sink.unsubscribe(wire::note_channel(&note))).await?;
                             }
+                        }
+                        Request::CatchUp { channel, offset, done } => {
+                            // What was queued is applied (above); if the copy
+                            // is still behind, fetch the rest.
+                            let gap = self.hub.with(|hub| hub.gap_to(&channel, offset));
+                            if let Some(gap) = gap {
+                                self.fill(&channel, gap).await?;
+                            }
+                            let _ = done.send(());
                         }
                     }
                 }
@@ -244,7 +279,7 @@ impl Follower<'_> {
         let Some(notes) = self.cluster.shared.notes.get().cloned() else {
             return Ok(());
         };
-        let followed: Vec<String> = self.notes.iter().cloned().collect();
+        let followed: Vec<String> = self.notes.keys().cloned().collect();
         for batch in followed.chunks(SUBSCRIBE_BATCH) {
             let names: Vec<String> = batch.iter().map(|note| wire::note_channel(note)).collect();
             timed(sink.subscribe(names)).await?;
@@ -321,10 +356,9 @@ impl Follower<'_> {
     }
 
     async fn load(&mut self, channel: &ChannelName) -> Result<ChannelSnapshot, Lost> {
-        let history_size = self
-            .hub
-            .with(|hub| hub.namespace_config(channel).map(|ns| ns.history_size))
-            .unwrap_or(0);
+        let Ok(namespace) = self.hub.with(|hub| hub.namespace_config(channel)) else {
+            return Ok(ChannelSnapshot::default());
+        };
         type Loaded = (
             String,
             String,
@@ -339,8 +373,10 @@ impl Follower<'_> {
             .key(wire::leases_key())
             .key(wire::positions_key(channel))
             .key(wire::position_expiries_key())
-            .arg(history_size)
+            .arg(namespace.history_size)
             .arg(channel.as_str())
+            .arg(super::fresh_epoch())
+            .arg(super::meta_ttl_ms(&namespace))
             .invoke_async(&mut self.cluster.commands())
             .await;
         let (epoch, top, mut entries, leases, locations) =

@@ -101,8 +101,12 @@ async fn purge_expired(cluster: &Cluster) {
         .invoke_async(&mut cluster.commands())
         .await;
     match result {
-        Ok(n) if n > 0 => tracing::info!(n, "expired presence leases and positions ended"),
-        Ok(_) => cluster.shared.commands_ok.store(true, Ordering::SeqCst),
+        Ok(n) => {
+            cluster.shared.commands_ok.store(true, Ordering::SeqCst);
+            if n > 0 {
+                tracing::info!(n, "expired presence leases and positions ended");
+            }
+        }
         Err(error) => {
             tracing::debug!(%error, "redis: expired leases not purged");
             cluster.shared.commands_ok.store(false, Ordering::SeqCst);

@@ -75,6 +75,8 @@ struct Shared {
     lease_ttl: Duration,
     /// Messages to publish without waiting (notes' changes), in order.
     publish: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    /// Server publications made in the background, in order.
+    announcements: mpsc::UnboundedSender<publisher::Announcement>,
     /// This node's notes, for other nodes' changes (set once built).
     notes: OnceLock<Arc<Notes>>,
 }
@@ -105,6 +107,7 @@ impl Cluster {
         let (follow, follow_requests) = mpsc::unbounded_channel();
         let (lease_sender, lease_requests) = mpsc::unbounded_channel();
         let (publish, to_publish) = mpsc::unbounded_channel();
+        let (announcements, to_announce) = mpsc::unbounded_channel();
         let cluster = Self {
             shared: Arc::new(Shared {
                 node: format!("{:012x}", rand::random::<u64>() >> 16),
@@ -116,10 +119,12 @@ impl Cluster {
                 next_lease: AtomicU64::new(1),
                 lease_ttl: config.lease_ttl,
                 publish,
+                announcements,
                 notes: OnceLock::new(),
             }),
         };
         tokio::spawn(publisher::run(cluster.clone(), to_publish));
+        tokio::spawn(publisher::announce(cluster.clone(), to_announce));
         tokio::spawn(follower::run(
             client,
             cluster.clone(),
@@ -183,8 +188,11 @@ impl Cluster {
 
     /// Makes sure this node follows `channel` (its copy is in the hub).
     pub async fn follow(&self, hub: &Hub, channel: &ChannelName) -> Result<(), HubError> {
-        let (synced, namespace) =
-            hub.with(|hub| (hub.is_synced(channel), hub.namespace_config(channel)));
+        let (synced, namespace) = hub.with(|hub| {
+            // In use from now: not let go while the caller goes on.
+            hub.touch_synced(channel, tokio::time::Instant::now());
+            (hub.is_synced(channel), hub.namespace_config(channel))
+        });
         let namespace = namespace?;
         if synced || namespace.kind == ChannelKind::Document {
             // Documents are the notes' own (they do not go through the hub).
@@ -199,6 +207,20 @@ impl Cluster {
             })
             .map_err(|_| unavailable(channel))?;
         result.await.unwrap_or_else(|_| Err(unavailable(channel)))
+    }
+
+    /// Brings the followed copy of `channel` up to `offset` (a client
+    /// recovering from a node that was ahead of this one).
+    pub async fn catch_up(&self, channel: &ChannelName, offset: u64) {
+        let (done, caught_up) = oneshot::channel();
+        let request = follower::Request::CatchUp {
+            channel: channel.clone(),
+            offset,
+            done,
+        };
+        if self.shared.follow.send(request).is_ok() {
+            let _ = tokio::time::timeout(RESPONSE_TIMEOUT * 2, caught_up).await;
+        }
     }
 
     /// Publishes through Redis: stamped, kept and fanned out to every node
@@ -224,7 +246,8 @@ impl Cluster {
             .arg(namespace.history_ttl.as_millis().max(1) as u64)
             .arg(window_ms as u64)
             .arg(wire::pubsub_channel(channel))
-            .arg(format!("{:016x}", rand::random::<u64>()))
+            .arg(fresh_epoch())
+            .arg(meta_ttl_ms(namespace))
             .invoke_async(&mut self.commands())
             .await;
         let (_, stamp) = self.outcome(result, channel)?;
@@ -291,6 +314,31 @@ impl Cluster {
         self.outcome(result, channel).map(drop)
     }
 
+    /// Ends one lease in the background (one a subscription did not take).
+    pub fn release_lease(&self, channel: ChannelName, lease: String) {
+        let _ = self
+            .shared
+            .leases
+            .send(leases::Request::Release(vec![(channel, lease)]));
+    }
+
+    /// Publishes a server publication (the notes list's events) in the
+    /// background, in order with the others.
+    pub fn announce(
+        &self,
+        channel: ChannelName,
+        publication: Publication,
+        namespace: NamespaceConfig,
+        idempotency_window: Duration,
+    ) {
+        let _ = self.shared.announcements.send(publisher::Announcement {
+            channel,
+            publication,
+            namespace,
+            idempotency_window,
+        });
+    }
+
     /// Ends the leases the hub gave up (unsubscribes, disconnects), in the
     /// background and in order with the refreshes.
     pub fn release_leases(&self, hub: &Hub) {
@@ -313,6 +361,18 @@ impl Cluster {
             let _ = tokio::time::timeout(RESPONSE_TIMEOUT * 2, flushed).await;
         }
     }
+}
+
+fn fresh_epoch() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// How long a channel's epoch outlives its last publication: far longer
+/// than its history, so that a quiet channel keeps its epoch (and clients
+/// their positions) as it would on one node.
+fn meta_ttl_ms(namespace: &NamespaceConfig) -> u64 {
+    const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
+    (namespace.history_ttl.as_millis() as u64).max(WEEK_MS)
 }
 
 fn unavailable(channel: &ChannelName) -> HubError {

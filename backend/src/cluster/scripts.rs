@@ -13,7 +13,8 @@ use redis::Script;
 
 /// KEYS: stream, meta, idempotency key. ARGV: publication JSON (without
 /// position), history size, history TTL ms, idempotency window ms (0: no
-/// key), pub/sub channel, a fresh epoch for a stream that starts over.
+/// key), pub/sub channel, a fresh epoch for a stream that starts over, the
+/// epoch's TTL ms.
 /// Returns {1, "epoch\noffset"}, or {0, stamp} for a repeated key.
 pub static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -38,7 +39,7 @@ if size > 0 then
   redis.call('HSET', KEYS[2], 'epoch', epoch, 'top', offset)
   redis.call('XADD', KEYS[1], 'MAXLEN', size, offset .. '-0', 'p', ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
 end
 local stamp = epoch .. '\n' .. offset
 redis.call('PUBLISH', ARGV[5], 'P\n' .. stamp .. '\n' .. ARGV[1])
@@ -49,7 +50,9 @@ return {1, stamp}
 });
 
 /// KEYS: stream, meta, presence hash, lease expiries, positions hash,
-/// position expiries. ARGV: how many publications, the channel. Returns
+/// position expiries. ARGV: how many publications, the channel, a fresh
+/// epoch and its TTL ms (a stream channel gets its epoch when first
+/// followed, so its first subscribers' positions stay valid). Returns
 /// {epoch, top, entries newest first, {lease, member, ...} of the live
 /// leases, {position JSON, ...} of the live positions}.
 pub static LOAD: LazyLock<Script> = LazyLock::new(|| {
@@ -58,6 +61,12 @@ pub static LOAD: LazyLock<Script> = LazyLock::new(|| {
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local meta = redis.call('HMGET', KEYS[2], 'epoch', 'top')
+if not meta[1] and tonumber(ARGV[1]) > 0 then
+  redis.call('HSET', KEYS[2], 'epoch', ARGV[3], 'top', 0)
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('DEL', KEYS[1])
+  meta = {ARGV[3], '0'}
+end
 local entries = {}
 if meta[1] and tonumber(ARGV[1]) > 0 then
   entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])

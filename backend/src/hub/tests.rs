@@ -875,3 +875,67 @@ fn a_channel_nobody_here_uses_is_let_go_after_the_linger() {
     .unwrap();
     state.check_invariants();
 }
+
+#[test]
+fn a_copy_behind_a_clients_position_says_what_it_lacks() {
+    let now = Instant::now();
+    let mut state = clustered();
+    state
+        .sync_channel(
+            &lobby(),
+            snapshot("e", 2, &[(1, "one"), (2, "two")]),
+            now,
+            0,
+        )
+        .unwrap();
+    let ahead = StreamPosition {
+        epoch: "e".into(),
+        offset: 5,
+    };
+    assert!(state.is_behind(&lobby(), &ahead));
+    assert_eq!(
+        state.gap_to(&lobby(), 5),
+        Some(Gap {
+            epoch: "e".into(),
+            from: 3,
+            to: 5
+        })
+    );
+    let elsewhere = StreamPosition {
+        epoch: "f".into(),
+        offset: 5,
+    };
+    assert!(!state.is_behind(&lobby(), &elsewhere));
+    assert_eq!(state.gap_to(&lobby(), 2), None);
+}
+
+#[test]
+fn without_history_an_outage_always_resets_the_channels_subscribers() {
+    let now = Instant::now();
+    let limits = HubLimits::default();
+    let mut namespaces = Namespaces::default();
+    namespaces.extend(std::collections::HashMap::from([(
+        "live".to_owned(),
+        NamespaceConfig {
+            history_size: 0,
+            ..NamespaceConfig::default()
+        },
+    )]));
+    let mut state = HubState::clustered(namespaces, limits);
+    let live = ChannelName::parse("live:feed").unwrap();
+    let mut ada = connect(&mut state, "ada", 64);
+    state
+        .sync_channel(&live, ChannelSnapshot::default(), now, 0)
+        .unwrap();
+    state
+        .subscribe(ada.connection_id, None, &live, None, None, false, now)
+        .unwrap();
+    ada.received();
+    // Back after an outage: nothing shows what was missed meanwhile.
+    assert_eq!(
+        state.sync_channel(&live, ChannelSnapshot::default(), now, 0),
+        Ok(Resync::Reset)
+    );
+    let closing = futures_util::FutureExt::now_or_never(ada.receiver.next()).unwrap();
+    assert!(matches!(closing, Next::Close(c) if c.code == CloseCode::StreamReset));
+}

@@ -111,6 +111,9 @@ pub enum NoteChange {
 /// nodes announce its removals.
 const OTHER_NODES: PeerId = PeerId::MAX;
 
+/// Other nodes' changes kept for a note still loading.
+const MAX_PENDING_REMOTE: usize = 10_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum NotesError {
     #[error("note ids are 1 to 64 of A-Z, a-z, 0-9, - and _")]
@@ -205,6 +208,10 @@ pub struct Notes {
 pub struct NoteHandle {
     pub id: String,
     loaded: OnceCell<Mutex<Loaded>>,
+    /// Cluster mode: other nodes' changes that came while the note was
+    /// loading (the store may not hold them yet), applied once it is;
+    /// `None` from then on.
+    pending_remote: Mutex<Option<Vec<NoteChange>>>,
     /// Set once the note is deleted (after the store's tombstone, before
     /// its peers are let go); checked under the document's lock by
     /// everything that would use it.
@@ -416,6 +423,7 @@ impl Notes {
                 Arc::new(NoteHandle {
                     id: id.to_owned(),
                     loaded: OnceCell::new(),
+                    pending_remote: Mutex::new(Some(Vec::new())),
                     deleted: AtomicBool::new(false),
                     settled: Notify::new(),
                     snapshot_writes: tokio::sync::Mutex::new(()),
@@ -427,28 +435,19 @@ impl Notes {
         let loaded = handle
             .loaded
             .get_or_try_init(|| async {
-                if let Some(relay) = &self.relay
-                    && !relay.follow(id).await
+                let followed = match &self.relay {
+                    Some(relay) if !relay.follow(id).await => return Err(NotesError::Unavailable),
+                    Some(_) => true,
+                    None => false,
+                };
+                let restored = self.restore(id, &mut created).await;
+                if restored.is_err()
+                    && followed
+                    && let Some(relay) = &self.relay
                 {
-                    return Err(NotesError::Unavailable);
+                    relay.unfollow(id);
                 }
-                let now_ms = unix_time_ms();
-                created = self.store.ensure_note(id, now_ms as i64).await?;
-                let stored = self.store.load(id).await?;
-                let mut document = NoteDocument::restore(
-                    stored.snapshot.as_deref(),
-                    stored.snapshot_seq,
-                    &stored.updates,
-                )?;
-                if self.relay.is_some() {
-                    // 2^20 edits per load before a base could be reached
-                    // by another's: far more than a load ever sees.
-                    document.rebase((i64::from(rand::random::<u32>()) + 1) << 20);
-                }
-                Ok::<_, NotesError>(Mutex::new(Loaded::new(
-                    document,
-                    if created { now_ms } else { 0 },
-                )))
+                restored
             })
             .await;
         if let Err(error) = &loaded {
@@ -463,19 +462,45 @@ impl Notes {
                     open.remove(id);
                 }
             }
-            if let Some(relay) = &self.relay
-                && handle.loaded.get().is_none()
-            {
-                relay.unfollow(id);
-            }
         }
         loaded?;
+        // Other nodes' changes heard while loading: the store may not have
+        // held them yet.
+        let heard = handle
+            .pending_remote
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        for change in heard.into_iter().flatten() {
+            self.apply_remote_change(&handle, change);
+        }
         if created {
             // Opened by an id nobody used before (a `/yjs` client, say).
             self.announcer
                 .changed(id, Instant::now(), || handle.summary());
         }
         Ok(handle)
+    }
+
+    /// Loads a note from the store (creating it if it does not exist).
+    async fn restore(&self, id: &str, created: &mut bool) -> Result<Mutex<Loaded>, NotesError> {
+        let now_ms = unix_time_ms();
+        *created = self.store.ensure_note(id, now_ms as i64).await?;
+        let stored = self.store.load(id).await?;
+        let mut document = NoteDocument::restore(
+            stored.snapshot.as_deref(),
+            stored.snapshot_seq,
+            &stored.updates,
+        )?;
+        if self.relay.is_some() {
+            // 2^20 edits per load before a base could be reached by
+            // another's: far more than a load ever sees.
+            document.rebase((i64::from(rand::random::<u32>()) + 1) << 20);
+        }
+        Ok(Mutex::new(Loaded::new(
+            document,
+            if *created { now_ms } else { 0 },
+        )))
     }
 
     /// The note if it exists: unlike [`Self::open`], never creates one.
@@ -601,7 +626,7 @@ impl Notes {
         notify_deleted(peers);
         self.announcer.deleted(id);
         self.tell_nodes(id, NoteChange::Deleted);
-        if handle.is_some()
+        if handle.is_some_and(|handle| handle.loaded.get().is_some())
             && let Some(relay) = &self.relay
         {
             relay.unfollow(id);
@@ -630,9 +655,25 @@ impl Notes {
         let Some(handle) = self.open_map().get(id).cloned() else {
             return;
         };
-        if handle.loaded.get().is_none() {
-            return;
+        {
+            let mut pending = handle
+                .pending_remote
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(heard) = pending.as_mut() {
+                // Still loading: kept for when it is (bounded: a load that
+                // keeps failing must not hoard them).
+                if heard.len() < MAX_PENDING_REMOTE {
+                    heard.push(change);
+                }
+                return;
+            }
         }
+        self.apply_remote_change(&handle, change);
+    }
+
+    fn apply_remote_change(&self, handle: &Arc<NoteHandle>, change: NoteChange) {
+        let id = handle.id.as_str();
         match change {
             NoteChange::Update(data) => {
                 let Ok(mut loaded) = handle.lock_live() else {
@@ -659,19 +700,19 @@ impl Notes {
                 }
             }
             NoteChange::Deleted => {
-                let handle = {
+                let removed = {
                     let mut open = self.open_map();
                     match open.get(id) {
-                        Some(current) if Arc::ptr_eq(current, &handle) => open.remove(id),
+                        Some(current) if Arc::ptr_eq(current, handle) => open.remove(id),
                         _ => None,
                     }
                 };
-                let peers = handle
-                    .map(|handle| handle.mark_deleted())
-                    .unwrap_or_default();
-                notify_deleted(peers);
-                if let Some(relay) = &self.relay {
-                    relay.unfollow(id);
+                if let Some(removed) = removed {
+                    notify_deleted(removed.mark_deleted());
+                    // Followed once, when it was loaded.
+                    if let Some(relay) = &self.relay {
+                        relay.unfollow(id);
+                    }
                 }
             }
         }

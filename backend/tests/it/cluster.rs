@@ -311,27 +311,33 @@ async fn nodes_share_publications_in_order_presence_and_idempotency_keys() {
     };
     assert_eq!(names(&members), ["Ada", "Bob"]);
 
-    // Publishers on two nodes at once; everyone sees one order.
-    for n in 0..40 {
-        let (publisher, who) = if n % 2 == 0 {
-            (&mut ada, "ada")
-        } else {
-            (&mut bob, "bob")
-        };
-        let reply = publisher
-            .publish("chat:lobby", json!({ "n": n, "from": who }))
-            .await;
-        assert!(
-            matches!(
-                reply,
-                ServerMessage::Published {
-                    position: Some(_),
-                    ..
-                }
-            ),
-            "{reply:?}"
-        );
-    }
+    // Publishers on two nodes at once (twenty each, none waiting for its
+    // acknowledgements); everyone sees one order.
+    let mut left = nodes[0].client("Left", "anon-left").await;
+    let mut right = nodes[1].client("Right", "anon-right").await;
+    let burst = |client: &mut TestClient, who: &'static str, first: u64| {
+        let commands: Vec<ClientMessage> = (0..20)
+            .map(|k| ClientMessage::Publish {
+                id: client.next_id(),
+                channel: channel("chat:lobby"),
+                data: json!({ "n": first + k, "from": who }),
+                idempotency_key: None,
+            })
+            .collect();
+        commands
+    };
+    let (from_left, from_right) = (burst(&mut left, "left", 0), burst(&mut right, "right", 100));
+    tokio::join!(
+        send_all(&mut left, from_left),
+        send_all(&mut right, from_right)
+    );
+    // Nothing told Bob that Ada joined again: the publications come first.
+    let first = bob.recv().await;
+    assert!(
+        matches!(first, ServerMessage::Publication { .. }),
+        "{first:?}"
+    );
+    bob.unread(first);
     let mut seen = Vec::new();
     for client in [&mut ada, &mut bob, &mut ada_again] {
         let mut offsets = Vec::new();
@@ -350,11 +356,22 @@ async fn nodes_share_publications_in_order_presence_and_idempotency_keys() {
     }
     assert_eq!(seen[0], seen[1]);
     assert_eq!(seen[0], seen[2]);
-    let numbers: Vec<u64> = seen[0].iter().map(|d| d["n"].as_u64().unwrap()).collect();
+    let numbers = |who: &str| -> Vec<u64> {
+        seen[0]
+            .iter()
+            .filter(|d| d["from"] == who)
+            .map(|d| d["n"].as_u64().unwrap())
+            .collect()
+    };
     assert_eq!(
-        numbers,
-        (0..40).collect::<Vec<u64>>(),
-        "each publisher's order kept"
+        numbers("left"),
+        (0..20).collect::<Vec<u64>>(),
+        "left's order kept"
+    );
+    assert_eq!(
+        numbers("right"),
+        (100..120).collect::<Vec<u64>>(),
+        "right's order kept"
     );
 
     // The HTTP API of any node publishes to all of them.
@@ -409,12 +426,54 @@ async fn nodes_share_publications_in_order_presence_and_idempotency_keys() {
     let data: Vec<_> = publications.into_iter().map(|p| p.data).collect();
     assert_eq!(data, [json!("from the API"), json!("once"), json!("after")]);
 
+    // A channel's first subscriber gets a position that stays valid: it
+    // recovers from it on another node after the channel's first message.
+    let mut first = nodes[0].client("First", "anon-first").await;
+    let Subscribed { position, .. } = subscribed(first.subscribe("chat:fresh").await);
+    let position = position.expect("chat keeps history");
+    assert!(
+        !position.epoch.is_empty() && position.offset == 0,
+        "{position:?}"
+    );
+    drop(first);
+    assert_eq!(
+        api_publish(&nodes[2], "chat:fresh", json!("news"))
+            .await
+            .status(),
+        200
+    );
+    let mut first = nodes[1].client("First", "anon-first").await;
+    let reply = subscribed(subscribe_since(&mut first, "chat:fresh", Some(position)).await);
+    assert_eq!(reply.recovered, Some(true));
+    let data: Vec<_> = reply.publications.into_iter().map(|p| p.data).collect();
+    assert_eq!(data, [json!("news")]);
+
     // Bob leaves: Ada, on another node, is told.
     drop(bob);
     let ServerMessage::Leave { member, .. } = next_presence_change(&mut ada).await else {
         panic!("Ada is told Bob left");
     };
     assert_eq!(member.name, "Bob");
+}
+
+/// Sends every command, then reads their acknowledgements.
+async fn send_all(client: &mut TestClient, commands: Vec<ClientMessage>) {
+    for command in &commands {
+        client.send(command).await;
+    }
+    for _ in 0..commands.len() {
+        let reply = client.recv().await;
+        assert!(
+            matches!(
+                reply,
+                ServerMessage::Published {
+                    position: Some(_),
+                    ..
+                }
+            ),
+            "{reply:?}"
+        );
+    }
 }
 
 struct Subscribed {
@@ -558,6 +617,11 @@ async fn a_killed_nodes_clients_recover_on_another_and_its_members_leave_within_
     doomed.kill();
     let killed_at = Instant::now();
     let doomed_log = doomed.log();
+    // The watcher waits for Dan's leave meanwhile, timing it on arrival.
+    let watching = tokio::spawn(async move {
+        let change = next_presence_change(&mut watcher).await;
+        (change, killed_at.elapsed(), watcher)
+    });
 
     moving.read_until(400, "moving").await;
     survivor.read_until(400, "survivor").await;
@@ -573,11 +637,11 @@ async fn a_killed_nodes_clients_recover_on_another_and_its_members_leave_within_
 
     // Dan's lease expires with his node: the watcher is told within the TTL
     // (and the purge period).
-    let ServerMessage::Leave { member, .. } = next_presence_change(&mut watcher).await else {
-        panic!("the watcher sees Dan leave");
+    let (change, gone_after, mut watcher) = watching.await.unwrap();
+    let ServerMessage::Leave { member, .. } = change else {
+        panic!("the watcher sees Dan leave, not {change:?}");
     };
     assert_eq!(member.name, "Dan");
-    let gone_after = killed_at.elapsed();
     assert!(
         gone_after <= Duration::from_secs(LEASE_TTL_S) + Duration::from_millis(1500),
         "Dan left {gone_after:?} after his node died\n{doomed_log}"
@@ -742,7 +806,7 @@ async fn positions_cross_nodes_and_expire_with_a_dead_sharers_node() {
     let config = config_dir.path().join("rookery.toml");
     std::fs::write(
         &config,
-        "[namespaces.map]\nkind = \"latest_value\"\npresence = true\nvalue_ttl = 2\n\
+        "[namespaces.map]\nkind = \"latest_value\"\npresence = true\nvalue_ttl = 4\n\
          min_interval_ms = 0\nmin_distance_m = 0.0\n",
     )
     .unwrap();

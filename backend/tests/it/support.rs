@@ -251,6 +251,11 @@ impl TestClient {
         self.recv_from_socket(true).await
     }
 
+    /// Puts a message back, to be the next `recv` returns.
+    pub fn unread(&mut self, message: ServerMessage) {
+        self.pending.push_front(message);
+    }
+
     /// The next server message, heartbeat pings included.
     pub async fn recv_with_pings(&mut self) -> ServerMessage {
         if let Some(message) = self.pending.pop_front() {

@@ -23,13 +23,14 @@ use std::time::Duration;
 
 use rookery_common::{
     ChannelName, CloseCode, ErrorCode, GoneReason, Publication, ServerMessage, SharedLocation,
-    UserId, UserInfo,
+    StreamPosition, UserId, UserInfo,
 };
 use tokio::time::Instant;
 
 use super::super::HubError;
 use super::super::history::{Applied, History};
 use super::super::latest::LatestValues;
+use super::super::namespace::ChannelKind;
 use super::super::presence::Presence;
 use super::HubState;
 
@@ -102,6 +103,40 @@ impl HubState {
         self.channels
             .get(channel)
             .is_some_and(|entry| entry.synced.is_some())
+    }
+
+    /// Marks a followed channel as in use right now, so that it is not
+    /// let go while a subscribe is on its way (see `unpin_idle`).
+    pub fn touch_synced(&mut self, channel: &ChannelName, now: Instant) {
+        if let Some(entry) = self.channels.get_mut(channel)
+            && let Some(synced) = &mut entry.synced
+            && entry.subscribers.is_empty()
+        {
+            synced.idle_since = Some(now);
+        }
+    }
+
+    /// The publications the copy lacks up to `offset`, when a client's
+    /// position (from a node that was ahead) is past the copy's newest.
+    pub fn gap_to(&self, channel: &ChannelName, offset: u64) -> Option<Gap> {
+        let history = self.channels.get(channel)?.history.as_ref()?;
+        let position = history.position();
+        (offset > position.offset).then(|| Gap {
+            epoch: position.epoch,
+            from: position.offset + 1,
+            to: offset,
+        })
+    }
+
+    /// Whether `since` is in the copy's epoch but past its newest offset.
+    pub fn is_behind(&self, channel: &ChannelName, since: &StreamPosition) -> bool {
+        self.channels
+            .get(channel)
+            .and_then(|entry| entry.history.as_ref())
+            .is_some_and(|history| {
+                let position = history.position();
+                position.epoch == since.epoch && since.offset > position.offset
+            })
     }
 
     /// The channels this node follows.
@@ -187,7 +222,9 @@ impl HubState {
 
         let continued = !force_reset
             && match &entry.history {
-                None => true,
+                // Without history nothing can show what was missed while
+                // the node was away: its subscribers must be told.
+                None => namespace.kind != ChannelKind::Stream,
                 Some(history) => {
                     let position = history.position();
                     position.epoch == snapshot.epoch
@@ -340,18 +377,6 @@ impl HubState {
                 })
             })
             .collect()
-    }
-
-    /// Gives up a lease no subscription took after all.
-    pub fn release_lease(&mut self, channel: ChannelName, lease: String) {
-        if let Some(presence) = self
-            .channels
-            .get_mut(&channel)
-            .and_then(|entry| entry.presence.as_mut())
-        {
-            presence.leave_lease(&lease);
-        }
-        self.released.push((channel, lease));
     }
 
     /// Leases given up since the last call, for the cluster to remove.

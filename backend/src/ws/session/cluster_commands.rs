@@ -10,6 +10,21 @@ use super::Session;
 use crate::cluster::Cluster;
 use crate::hub::{ChannelKind, HubError, Publisher, unix_time_ms};
 
+/// A presence lease added to Redis that no subscription holds yet.
+struct LeaseGuard<'a> {
+    cluster: &'a Cluster,
+    channel: ChannelName,
+    lease: Option<String>,
+}
+
+impl Drop for LeaseGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.cluster.release_lease(self.channel.clone(), lease);
+        }
+    }
+}
+
 impl Session {
     /// The cluster, when this command needs it.
     pub(super) fn cluster_for(&self, command: &ClientMessage) -> Option<Cluster> {
@@ -50,36 +65,45 @@ impl Session {
                     .hub()
                     .with(|hub| hub.check_subscribe(connection_id, &channel, granted))?;
                 cluster.follow(self.hub(), &channel).await?;
-                let lease = if namespace.presence {
-                    let lease = cluster.new_lease();
+                if let Some(since) = &since
+                    && self.hub().with(|hub| hub.is_behind(&channel, since))
+                {
+                    // The client comes from a node that was ahead of this
+                    // one: recover only once this copy has what it had.
+                    cluster.catch_up(&channel, since.offset).await;
+                }
+                // Released unless a subscription takes it: whether adding it
+                // fails, times out after Redis ran it, or this is dropped.
+                let mut lease = None;
+                if namespace.presence {
+                    let guard = LeaseGuard {
+                        cluster,
+                        channel: channel.clone(),
+                        lease: Some(cluster.new_lease()),
+                    };
                     let member = self.hub().with(|hub| hub.user(connection_id))?;
-                    cluster.add_lease(&channel, &lease, &member).await?;
-                    Some(lease)
-                } else {
-                    None
-                };
-                let subscribed = self.hub().with(|hub| {
-                    let subscribed = hub.subscribe_with_lease(
+                    let added = guard.lease.as_deref().expect("set above");
+                    cluster.add_lease(&channel, added, &member).await?;
+                    lease = Some(guard);
+                }
+                self.hub().with(|hub| {
+                    let taken = lease.as_ref().and_then(|guard| guard.lease.clone());
+                    hub.subscribe_with_lease(
                         connection_id,
                         id,
                         &channel,
                         since.as_ref(),
                         rewind,
                         granted,
-                        lease.clone(),
+                        taken,
                         Instant::now(),
-                    );
-                    if subscribed.is_err()
-                        && let Some(lease) = lease
-                    {
-                        // Refused after all (a race with another subscribe):
-                        // give the lease back.
-                        hub.release_lease(channel.clone(), lease);
+                    )?;
+                    // The connection holds it now.
+                    if let Some(guard) = &mut lease {
+                        guard.lease = None;
                     }
-                    subscribed
-                });
-                cluster.release_leases(self.hub());
-                subscribed
+                    Ok(())
+                })
             }
             ClientMessage::Publish {
                 id,
