@@ -324,6 +324,16 @@ impl Config {
         Self::resolve(ServeArgs::default()).expect("defaults are valid")
     }
 
+    /// A configuration file's text alone, over the defaults (what
+    /// `--config` reads; the fuzzer's entry point).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let args: ServeArgs = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            source: Box::new(source),
+        })?;
+        Self::resolve(args)
+    }
+
     /// Merges the command line (with env) over the file over the defaults.
     pub fn load(cli: ServeArgs) -> Result<Self, ConfigError> {
         let file = match &cli.config {

@@ -12,7 +12,10 @@ use yrs::ClientID;
 use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update};
+use yrs::{
+    Doc, GetString, IdSet, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update,
+    WriteTxn,
+};
 
 /// Names of the shared types other Yjs clients edit.
 pub use rookery_common::notes::{BODY, TITLE};
@@ -61,6 +64,68 @@ impl std::fmt::Debug for NoteDocument {
     }
 }
 
+/// Refuses an update, state vector or awareness update whose leading
+/// count (of clients) is more than its bytes could hold: yrs reserves a
+/// hash table of that many entries before reading them, so four bytes
+/// declaring 262 million clients would make the server zero half a
+/// gigabyte (found by the `yjs` fuzz target). Every entry takes at least
+/// one byte, so a genuine count never exceeds the length.
+pub fn check_declared_count(data: &[u8]) -> Result<(), DocumentError> {
+    let mut at = 0;
+    match read_var_u64(data, &mut at) {
+        Some(count) if count > data.len() as u64 => Err(DocumentError::InvalidUpdate(format!(
+            "declares {count} entries in {} bytes",
+            data.len()
+        ))),
+        // Too short or malformed: yrs says what is wrong with it.
+        _ => Ok(()),
+    }
+}
+
+/// Decodes an update from a peer, refusing what yrs would accept but could
+/// not encode again: such an update (found by the `yjs` fuzz target, 17
+/// bytes) is kept as "pending", and every later sync of the note then
+/// panics inside yrs while merging it — one message would break the note
+/// for good. Re-encoding and decoding it once more catches it.
+fn decode_update(data: &[u8]) -> Result<Update, DocumentError> {
+    check_declared_count(data)?;
+    // yrs may panic on malformed input too (an overflowing clock in debug
+    // builds): contained like the panics of integrating (`integrate`).
+    let decoded = std::panic::catch_unwind(|| {
+        let update =
+            Update::decode_v1(data).map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+        Update::decode_v1(&update.encode_v1()).map_err(|_| {
+            DocumentError::InvalidUpdate("an update that does not encode back to itself".into())
+        })?;
+        Ok(update)
+    });
+    decoded.unwrap_or_else(|_| {
+        Err(DocumentError::InvalidUpdate(
+            "an update yrs cannot decode".into(),
+        ))
+    })
+}
+
+/// Whether a peer's update would be accepted for integration: decoded, its
+/// counts within its length, and encoding back to itself.
+pub fn check_update(data: &[u8]) -> Result<(), DocumentError> {
+    decode_update(data).map(drop)
+}
+
+/// One unsigned LEB128 number (lib0's varUint), advancing `at`.
+pub fn read_var_u64(data: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *data.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
 /// Options every note's document is created with.
 pub fn new_doc() -> Doc {
     Doc::with_options(Options {
@@ -89,7 +154,7 @@ impl NoteDocument {
                     .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
             }
         }
-        Ok(Self {
+        let mut note = Self {
             doc,
             awareness: HashMap::new(),
             last_seq: updates.last().map_or(snapshot_seq, |(seq, _)| *seq),
@@ -101,7 +166,12 @@ impl NoteDocument {
                 .collect(),
             peer_clients: HashMap::new(),
             last_announcer: HashMap::new(),
-        })
+        };
+        // Stored before updates were checked for it (see `heal_pending`).
+        if note.heal_pending().is_err() {
+            tracing::warn!("a stored update left unencodable pending edits; dropped");
+        }
+        Ok(note)
     }
 
     /// Numbers this document's edits from `base` on: in a cluster every
@@ -119,12 +189,61 @@ impl NoteDocument {
     /// Applies an update another node applied and stored: no limits (that
     /// node checked them), nothing to store here.
     pub fn apply_remote(&mut self, data: &[u8]) -> Result<(), DocumentError> {
-        let update =
-            Update::decode_v1(data).map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
-        self.doc()
-            .transact_mut()
-            .apply_update(update)
-            .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))
+        let update = decode_update(data)?;
+        self.integrate(update)?;
+        self.heal_pending()
+    }
+
+    /// Integrates a decoded update. yrs panics on some malformed updates
+    /// (an index out of bounds while integrating, found by the `yjs` fuzz
+    /// target); such a panic is contained here and the update refused, so
+    /// one peer's message never takes a connection task or a note down.
+    fn integrate(&mut self, update: Update) -> Result<(), DocumentError> {
+        let doc = &self.doc;
+        let integrated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            doc.transact_mut().apply_update(update)
+        }));
+        match integrated {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(DocumentError::InvalidUpdate(error.to_string())),
+            Err(_) => {
+                tracing::warn!("yrs panicked integrating an update; refused");
+                let _ = self.heal_pending();
+                Err(DocumentError::InvalidUpdate(
+                    "an update the document cannot integrate".into(),
+                ))
+            }
+        }
+    }
+
+    /// Drops what yrs keeps waiting for missing edits ("pending") when it
+    /// could not encode it again: left there, every later sync of the note
+    /// would panic inside yrs while merging it (found by the `yjs` fuzz
+    /// target). Only a malformed update leaves such a thing; what of it
+    /// integrated stays, the rest is refused.
+    fn heal_pending(&mut self) -> Result<(), DocumentError> {
+        let mut txn = self.doc.transact_mut();
+        let store = txn.store_mut();
+        let mut healed = false;
+        if let Some(pending) = store.pending_update_mut()
+            && Update::decode_v1(&pending.update.encode_v1()).is_err()
+        {
+            pending.update = Update::new();
+            healed = true;
+        }
+        if let Some(deletes) = store.pending_ds_mut()
+            && IdSet::decode_v1(&deletes.encode_v1()).is_err()
+        {
+            *deletes = IdSet::new();
+            healed = true;
+        }
+        if healed {
+            Err(DocumentError::InvalidUpdate(
+                "parts of the update could never be integrated".into(),
+            ))
+        } else {
+            Ok(())
+        }
     }
 
     /// A document with nothing in it.
@@ -138,6 +257,7 @@ impl NoteDocument {
 
     /// Sync step 1 from a peer: what it lacks, and our state vector.
     pub fn sync_step1(&self, state_vector: &[u8]) -> Result<(Vec<u8>, Vec<u8>), DocumentError> {
+        check_declared_count(state_vector)?;
         let remote = StateVector::decode_v1(state_vector)
             .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
         let txn = self.doc().transact();
@@ -167,12 +287,9 @@ impl NoteDocument {
             });
         }
         // Decoding checks the whole encoding before anything is applied.
-        let update =
-            Update::decode_v1(data).map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
-        self.doc()
-            .transact_mut()
-            .apply_update(update)
-            .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+        let update = decode_update(data)?;
+        self.integrate(update)?;
+        self.heal_pending()?;
         self.last_seq += 1;
         self.update_bytes.push((self.last_seq, data.len()));
         Ok(self.last_seq)
@@ -260,6 +377,7 @@ impl NoteDocument {
     /// Applies a peer's awareness update; returns what changed, encoded
     /// for the others.
     pub fn apply_awareness(&mut self, peer: PeerId, data: &[u8]) -> Result<Vec<u8>, DocumentError> {
+        check_declared_count(data)?;
         let update = AwarenessUpdate::decode_v1(data)
             .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
         let mut changed = HashMap::new();
@@ -566,5 +684,98 @@ mod tests {
             texts.push(server.get_or_insert_text(BODY).get_string(&server.transact()));
             prop_assert!(texts.windows(2).all(|pair| pair[0] == pair[1]), "{:?}", texts);
         }
+    }
+
+    #[test]
+    fn counts_an_update_cannot_hold_are_refused_before_yrs_reserves_them() {
+        // Found by the `yjs` fuzz target: 262,143,999 clients in 4 bytes.
+        let bomb = [255, 255, 255, 124];
+        let mut note = NoteDocument::empty();
+        assert!(matches!(
+            note.apply(&bomb, 1 << 16, 1 << 20),
+            Err(DocumentError::InvalidUpdate(_))
+        ));
+        assert!(matches!(
+            note.apply_remote(&bomb),
+            Err(DocumentError::InvalidUpdate(_))
+        ));
+        assert!(matches!(
+            note.sync_step1(&bomb),
+            Err(DocumentError::InvalidUpdate(_))
+        ));
+        assert!(matches!(
+            note.apply_awareness(1, &bomb),
+            Err(DocumentError::InvalidUpdate(_))
+        ));
+        // A genuine update and state vector still pass.
+        let typed = {
+            let doc = new_doc();
+            let body = doc.get_or_insert_text(BODY);
+            body.insert(&mut doc.transact_mut(), 0, "kept");
+            doc.transact()
+                .encode_state_as_update_v1(&StateVector::default())
+        };
+        note.apply(&typed, 1 << 16, 1 << 20).unwrap();
+        assert_eq!(note.body(), "kept");
+        let vector = note.doc().transact().state_vector().encode_v1();
+        note.sync_step1(&vector).unwrap();
+    }
+
+    #[test]
+    fn an_update_yrs_could_not_encode_again_is_refused_and_the_note_still_syncs() {
+        // Found by the `yjs` fuzz target: applied, it stayed pending and
+        // every later sync panicked in yrs.
+        let poison = [1, 2, 0, 2, 0, 136, 1, 2, 0, 136, 248, 255, 1, 1, 0, 0, 0];
+        let mut note = NoteDocument::empty();
+        assert!(matches!(
+            note.apply(&poison, 1 << 16, 1 << 20),
+            Err(DocumentError::InvalidUpdate(_))
+        ));
+        assert!(matches!(
+            note.apply_remote(&poison),
+            Err(DocumentError::InvalidUpdate(_))
+        ));
+        let empty = StateVector::default().encode_v1();
+        note.sync_step1(&empty).unwrap();
+    }
+
+    #[test]
+    fn pending_structs_yrs_could_not_encode_again_are_dropped_and_the_note_still_syncs() {
+        // Found by the `yjs` fuzz target: it round-trips whole, but the
+        // part left waiting for missing edits does not.
+        let poison = [1, 1, 0, 43, 2, 2, 0, 1, 0, 1, 2, 1, 255, 0, 0];
+        let mut note = NoteDocument::empty();
+        assert!(matches!(
+            note.apply(&poison, 1 << 16, 1 << 20),
+            Err(DocumentError::InvalidUpdate(_))
+        ));
+        let empty = StateVector::default().encode_v1();
+        note.sync_step1(&empty).unwrap();
+        note.snapshot();
+    }
+
+    #[test]
+    fn an_update_yrs_panics_on_is_refused_and_the_note_goes_on() {
+        // Found by the `yjs` fuzz target: an index out of bounds inside
+        // yrs's integration.
+        let panics = [
+            1, 1, 0, 255, 255, 255, 255, 255, 255, 1, 0, 201, 41, 1, 0, 1, 36, 61,
+        ];
+        let mut note = NoteDocument::empty();
+        assert!(matches!(
+            note.apply(&panics, 1 << 16, 1 << 20),
+            Err(DocumentError::InvalidUpdate(_))
+        ));
+        let typed = {
+            let doc = new_doc();
+            let body = doc.get_or_insert_text(BODY);
+            body.insert(&mut doc.transact_mut(), 0, "still here");
+            doc.transact()
+                .encode_state_as_update_v1(&StateVector::default())
+        };
+        note.apply(&typed, 1 << 16, 1 << 20).unwrap();
+        assert_eq!(note.body(), "still here");
+        note.sync_step1(&StateVector::default().encode_v1())
+            .unwrap();
     }
 }

@@ -29,6 +29,7 @@ use yrs::updates::encoder::Encode;
 use crate::http::error::ApiError;
 use crate::metrics::Metrics;
 use crate::net::proxy::Client;
+use crate::notes::document::{check_declared_count, read_var_u64};
 use crate::notes::{NotesError, YjsOut, YjsSink, is_valid_id, y_awareness_frame};
 use crate::server::AppState;
 use crate::store::NoteStatus;
@@ -209,6 +210,45 @@ async fn serve(socket: WebSocket, state: AppState, client_ip: IpAddr, note: Stri
 /// any close; the upgrade then answers 410.
 const DELETED: (CloseCode, &str) = (CloseCode::Normal, "the note was deleted");
 
+/// The y-protocol messages in one binary frame, all or nothing: a frame
+/// with any malformed message is refused whole, before any is handled.
+#[allow(clippy::result_unit_err)]
+pub fn decode_messages(data: &[u8]) -> Result<Vec<SyncWire>, ()> {
+    check_frame_counts(data)?;
+    let mut decoder = DecoderV1::new(Cursor::new(data));
+    MessageReader::new(&mut decoder)
+        .map(|message| message.map_err(drop))
+        .collect()
+}
+
+/// Walks a frame's y-protocol framing and checks the leading count of each
+/// state vector, update and awareness update in it before yrs decodes them
+/// (see [`check_declared_count`]).
+fn check_frame_counts(data: &[u8]) -> Result<(), ()> {
+    let mut at = 0;
+    let buffer = |at: &mut usize| -> Result<&[u8], ()> {
+        let len = usize::try_from(read_var_u64(data, at).ok_or(())?).map_err(drop)?;
+        let end = at.checked_add(len).ok_or(())?;
+        let buffer = data.get(*at..end).ok_or(())?;
+        *at = end;
+        Ok(buffer)
+    };
+    while at < data.len() {
+        match read_var_u64(data, &mut at).ok_or(())? {
+            // Sync: a step or update tag, then its state vector or update.
+            0 => {
+                read_var_u64(data, &mut at).ok_or(())?;
+                check_declared_count(buffer(&mut at)?).map_err(drop)?;
+            }
+            // Awareness: one awareness update.
+            1 => check_declared_count(buffer(&mut at)?).map_err(drop)?,
+            // Anything else has no counts; yrs judges it.
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
 /// Handles one binary frame (one or more y-protocol messages).
 async fn handle_frame(
     state: &AppState,
@@ -218,14 +258,8 @@ async fn handle_frame(
     data: &[u8],
 ) -> Result<(), (CloseCode, &'static str)> {
     let notes = &state.notes;
-    let mut decoder = DecoderV1::new(Cursor::new(data));
-    let reader = MessageReader::new(&mut decoder);
-    let mut messages = Vec::new();
-    for message in reader {
-        messages.push(
-            message.map_err(|_| (CloseCode::UnsupportedData, "malformed y-protocol message"))?,
-        );
-    }
+    let messages = decode_messages(data)
+        .map_err(|()| (CloseCode::UnsupportedData, "malformed y-protocol message"))?;
     for message in messages {
         match message {
             SyncWire::Sync(SyncMessage::SyncStep1(state_vector)) => {
@@ -267,4 +301,21 @@ async fn handle_frame(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_declaring_more_entries_than_bytes_is_refused_whole() {
+        // An awareness message whose update declares 262 million clients.
+        let awareness_bomb = [1, 4, 255, 255, 255, 124];
+        assert_eq!(decode_messages(&awareness_bomb), Err(()));
+        // A sync step 1 whose state vector does.
+        let vector_bomb = [0, 0, 4, 255, 255, 255, 124];
+        assert_eq!(decode_messages(&vector_bomb), Err(()));
+        // A genuine step 1 with an empty state vector.
+        assert!(decode_messages(&[0, 0, 1, 0]).is_ok());
+    }
 }
