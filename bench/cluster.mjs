@@ -11,12 +11,13 @@
 //
 // Needs release builds of rookery and rookery-bench, and Debian's
 // redis-server and postgresql (a cluster keeps its notes in Postgres).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
+import { fmt, median, option as optionIn, pinned as pinnedTo, runBench, stop, waitFor } from './lib.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const RELEASE = join(resolve(ROOT, process.env.CARGO_TARGET_DIR ?? 'target'), 'release');
@@ -24,10 +25,7 @@ const SERVER_CORE = '0';
 const LOAD_CORE = '1';
 
 const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const index = args.indexOf(`--${name}`);
-  return index >= 0 ? args[index + 1] : fallback;
-};
+const option = (name, fallback) => optionIn(args, name, fallback);
 const quick = args.includes('--quick');
 const rounds = Number(option('rounds', quick ? '1' : '3'));
 const seconds = Number(option('seconds', quick ? '2' : '5'));
@@ -58,45 +56,8 @@ const freePort = () => new Promise((resolvePort) => {
   });
 });
 
-/** Runs `binary argv` pinned to the server core, with many descriptors. */
-function pinned(binary, argv, env = {}) {
-  return spawn('bash', ['-c', 'ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec taskset -c "$@"',
-    'bash', SERVER_CORE, binary, ...argv], {
-    env: { ...process.env, RUST_LOG: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
-
-function waitFor(child, pattern, what) {
-  return new Promise((resolveMatch, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`${what} did not start: ${seen}`)), 15_000);
-    const look = (chunk) => {
-      seen += chunk;
-      const match = pattern.exec(seen);
-      if (match) {
-        clearTimeout(timer);
-        child.stdout.off('data', look);
-        child.stderr.off('data', look);
-        child.stdout.resume();
-        child.stderr.resume();
-        resolveMatch(match);
-      }
-    };
-    child.stdout.on('data', look);
-    child.stderr.on('data', look);
-    child.on('exit', (code) => reject(new Error(`${what} exited (${code}): ${seen}`)));
-  });
-}
-
-function stop(child) {
-  return new Promise((resolveStop) => {
-    if (child.exitCode !== null) return resolveStop();
-    child.once('exit', resolveStop);
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-  });
-}
+/** Runs `binary argv` pinned to the server core. */
+const pinned = (binary, argv) => pinnedTo(SERVER_CORE, binary, argv);
 
 // Postgres, once for the whole run (the notes' store; idle here).
 const asRoot = process.getuid?.() === 0;
@@ -139,28 +100,13 @@ async function startSetup(setup) {
 }
 
 function runLoad({ processes, urls }, scenario) {
-  const argv = [
-    '-c', LOAD_CORE, join(RELEASE, 'rookery-bench'), '--url', urls.join(','),
-    '--pid', processes.map((p) => p.pid).join(','), '--json', 'fanout',
+  return runBench(LOAD_CORE, join(RELEASE, 'rookery-bench'), [
+    '--url', urls.join(','), '--pid', processes.map((p) => p.pid).join(','), '--json', 'fanout',
     '--subscribers', String(scenario.subscribers), '--size', String(scenario.size),
     '--rate', String(scenario.rate), '--seconds', String(seconds),
     '--sources', String(scenario.sources ?? 1),
-  ];
-  const result = spawnSync('bash', ['-c', 'ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec taskset "$@"', 'taskset', ...argv], {
-    encoding: 'utf8', maxBuffer: 1 << 20,
-  });
-  const line = result.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-  if (!line) throw new Error(`load generator failed: ${result.stderr}${result.stdout}`);
-  return JSON.parse(line.slice('RESULT '.length));
+  ]);
 }
-
-const median = (values) => {
-  const sorted = values.filter((v) => v !== null && Number.isFinite(v)).sort((a, b) => a - b);
-  if (sorted.length === 0) return null;
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
-const fmt = (value, digits) => (value === null || value === undefined || !Number.isFinite(value) ? '—' : value.toFixed(digits));
 
 const results = {};
 try {

@@ -10,11 +10,12 @@
 // Needs: release builds of rookery, rookery-bench and rookery-floor
 // (`cargo build --release -p rookery -p rookery-bench`) and `npm ci` in
 // bench/peers (Bun and ws from the npm registry). Prints a Markdown table.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fmt, median, option as optionIn, pinned, runBench, stop, waitFor } from './lib.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const RELEASE = join(resolve(ROOT, process.env.CARGO_TARGET_DIR ?? 'target'), 'release');
@@ -23,10 +24,7 @@ const SERVER_CORE = '0';
 const LOAD_CORE = '1';
 
 const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const index = args.indexOf(`--${name}`);
-  return index >= 0 ? args[index + 1] : fallback;
-};
+const option = (name, fallback) => optionIn(args, name, fallback);
 const quick = args.includes('--quick');
 const rounds = Number(option('rounds', quick ? '1' : '3'));
 const seconds = Number(option('seconds', quick ? '2' : '5'));
@@ -63,71 +61,24 @@ const SERVERS = {
 const only = option('only', 'rookery,bun,node,floor').split(',');
 
 /** Starts a server pinned to the server core; resolves with its pid and port. */
-function start(name) {
+async function start(name) {
   const command = SERVERS[name]();
   if (!command) throw new Error(`${name}: not installed (run npm ci in bench/peers)`);
   const [binary, argv, env] = command;
-  // With as many descriptors as the machine allows a process (15k
-  // connections need it); `exec` keeps the pid the server's.
-  const child = spawn('bash', ['-c', 'ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec taskset -c "$@"',
-    'bash', SERVER_CORE, binary, ...argv], {
-    env: { ...process.env, ...env, RUST_LOG: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${seen}`)), 15_000);
-    const look = (chunk) => {
-      seen += chunk;
-      const match = /listening on (?:https?:\/\/)?127\.0\.0\.1:(\d+)/.exec(seen);
-      if (match) {
-        clearTimeout(timer);
-        child.stdout.off('data', look);
-        child.stderr.off('data', look);
-        child.stdout.resume();
-        child.stderr.resume();
-        resolve({ child, port: Number(match[1]) });
-      }
-    };
-    child.stdout.on('data', look);
-    child.stderr.on('data', look);
-    child.on('exit', (code) => reject(new Error(`${name} exited (${code}): ${seen}`)));
-  });
-}
-
-function stop(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.once('exit', resolve);
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-  });
+  const child = pinned(SERVER_CORE, binary, argv, env);
+  const [, port] = await waitFor(child, /listening on (?:https?:\/\/)?127\.0\.0\.1:(\d+)/, name);
+  return { child, port: Number(port) };
 }
 
 /** The child's pid is the server's (bash and taskset exec it). */
 function runLoad(server, port, scenario) {
-  const argv = [
-    '-c', LOAD_CORE, join(RELEASE, 'rookery-bench'), '--url', `ws://127.0.0.1:${port}/ws`,
-    '--pid', String(server.pid), '--json', 'fanout',
+  return runBench(LOAD_CORE, join(RELEASE, 'rookery-bench'), [
+    '--url', `ws://127.0.0.1:${port}/ws`, '--pid', String(server.pid), '--json', 'fanout',
     '--subscribers', String(scenario.subscribers), '--size', String(scenario.size),
     '--rate', String(scenario.rate), '--seconds', String(scenario.idle ? 1 : seconds),
     '--sources', String(scenario.sources ?? 1),
-  ];
-  // As many descriptors as this machine allows a process (20,000 here).
-  const result = spawnSync('bash', ['-c', 'ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec taskset "$@"', 'taskset', ...argv], {
-    encoding: 'utf8', maxBuffer: 1 << 20,
-  });
-  const line = result.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-  if (!line) throw new Error(`load generator failed: ${result.stderr}${result.stdout}`);
-  return JSON.parse(line.slice('RESULT '.length));
+  ]);
 }
-
-const median = (values) => {
-  const sorted = values.filter((v) => v !== null && Number.isFinite(v)).sort((a, b) => a - b);
-  if (sorted.length === 0) return null;
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
 
 const results = {}; // scenario name -> server -> [result]
 for (let round = 1; round <= rounds; round += 1) {
@@ -153,9 +104,6 @@ function summary(r) {
     + `p99 ${fmt(r.p99_ms, 1)} ms, ${fmt(r.rss_kib_per_connection, 1)} KiB/conn`;
 }
 
-function fmt(value, digits) {
-  return value === null || value === undefined || !Number.isFinite(value) ? '—' : value.toFixed(digits);
-}
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 console.log(`Machine: ${cpus().length} cores (${cpu}); server on core ${SERVER_CORE}, load generator on core ${LOAD_CORE}; `

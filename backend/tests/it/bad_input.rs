@@ -284,3 +284,202 @@ async fn subscribing_twice_and_unsubscribing_a_stranger_are_errors() {
         .await;
     assert_eq!(error_code(&reply), ErrorCode::NotSubscribed);
 }
+
+/// A frame with FIN set or not (fragments), masked as a client's must be.
+fn fragment(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = frame(opcode, payload, true);
+    if !fin {
+        frame[0] &= 0x7f;
+    }
+    frame
+}
+
+/// Bob, subscribed before the attack, still receives Alice's publication
+/// after it.
+async fn bystander_unaffected(server: &TestServer, attack: impl std::future::Future<Output = ()>) {
+    let mut alice = server.client("Alice").await;
+    let mut bob = server.client("Bob").await;
+    bob.subscribe("chat:lobby").await;
+    attack.await;
+    alice
+        .publish("chat:lobby", json!({"after": "the attack"}))
+        .await;
+    assert_eq!(bob.next_publication().await, json!({"after": "the attack"}));
+}
+
+#[tokio::test]
+async fn bad_fragmentation_closes_with_1002_and_nobody_else_notices() {
+    let server = TestServer::start().await;
+    bystander_unaffected(&server, async {
+        // A continuation with no message begun.
+        let mut stream = raw_socket(&server).await;
+        stream
+            .write_all(&fragment(true, 0x0, b"orphan"))
+            .await
+            .unwrap();
+        assert_eq!(close_code(&mut stream).await, 1002);
+        // A new text message while another is still being fragmented.
+        let mut stream = raw_socket(&server).await;
+        stream
+            .write_all(&fragment(false, 0x1, b"{\"type\":"))
+            .await
+            .unwrap();
+        stream
+            .write_all(&fragment(true, 0x1, b"\"ping\"}"))
+            .await
+            .unwrap();
+        assert_eq!(close_code(&mut stream).await, 1002);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_fragment_flood_past_the_message_limit_closes_with_1009() {
+    let server = TestServer::start_with(|config| config.limits.max_message_size = 1024).await;
+    bystander_unaffected(&server, async {
+        let mut stream = raw_socket(&server).await;
+        stream.write_all(&fragment(false, 0x1, b"{")).await.unwrap();
+        // Tiny fragments, each harmless, adding up past the limit.
+        let flood: Vec<u8> = (0..2000).flat_map(|_| fragment(false, 0x0, b"x")).collect();
+        let _ = stream.write_all(&flood).await;
+        assert_eq!(close_code(&mut stream).await, 1009);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_huge_channel_name_gets_103_and_the_socket_stays_usable() {
+    let server = TestServer::start().await;
+    let mut client = server.client("Ada").await;
+    let name = "x".repeat(10_000);
+    client
+        .send_text(&format!(
+            r#"{{"type":"subscribe","id":7,"channel":"chat:{name}"}}"#
+        ))
+        .await;
+    let reply = client.recv().await;
+    assert_eq!(reply.reply_to(), Some(rookery_common::CommandId(7)));
+    assert_eq!(error_code(&reply), ErrorCode::InvalidChannel);
+    let pong = client.request(|id| ClientMessage::Ping { id }).await;
+    assert!(matches!(pong, ServerMessage::Pong { .. }), "{pong:?}");
+}
+
+#[tokio::test]
+async fn invalid_stream_positions_get_their_codes() {
+    let server = TestServer::start().await;
+    let mut client = server.client("Ada").await;
+    client.subscribe("chat:lobby").await;
+    client.publish("chat:lobby", json!("one")).await;
+    // Malformed: not a position at all.
+    client
+        .send_text(
+            r#"{"type":"history","id":3,"channel":"chat:lobby","since":{"epoch":7,"offset":-1}}"#,
+        )
+        .await;
+    // (Past the publication pushed to this subscriber meanwhile.)
+    let reply = loop {
+        let message = client.recv().await;
+        if message.reply_to().is_some() {
+            break message;
+        }
+    };
+    assert_eq!(reply.reply_to(), Some(rookery_common::CommandId(3)));
+    assert_eq!(error_code(&reply), ErrorCode::BadRequest);
+    // Well formed but beyond what the channel ever had, or of another
+    // epoch: history says it cannot answer from there (112)...
+    let channel = ChannelName::parse("chat:lobby").unwrap();
+    for since in [
+        rookery_common::StreamPosition {
+            epoch: "no-such-epoch".into(),
+            offset: 1,
+        },
+        rookery_common::StreamPosition {
+            epoch: current_epoch(&mut client).await,
+            offset: 1_000_000,
+        },
+    ] {
+        let reply = client
+            .request(|id| ClientMessage::History {
+                id,
+                channel: channel.clone(),
+                since: Some(since.clone()),
+                limit: None,
+            })
+            .await;
+        assert_eq!(error_code(&reply), ErrorCode::InvalidPosition, "{since:?}");
+    }
+    // ...and a subscription from there is not an error but says nothing
+    // was recovered.
+    let mut other = server.client("Bob").await;
+    let reply = other
+        .request(|id| ClientMessage::Subscribe {
+            id,
+            channel: channel.clone(),
+            since: Some(rookery_common::StreamPosition {
+                epoch: "no-such-epoch".into(),
+                offset: 1,
+            }),
+            rewind: None,
+            token: None,
+        })
+        .await;
+    assert!(
+        matches!(
+            reply,
+            ServerMessage::Subscribed {
+                recovered: Some(false),
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+}
+
+/// The channel's current epoch, from a history query.
+async fn current_epoch(client: &mut TestClient) -> String {
+    let reply = client
+        .request(|id| ClientMessage::History {
+            id,
+            channel: ChannelName::parse("chat:lobby").unwrap(),
+            since: None,
+            limit: Some(1),
+        })
+        .await;
+    let ServerMessage::History {
+        position: Some(position),
+        ..
+    } = reply
+    else {
+        panic!("{reply:?}");
+    };
+    position.epoch
+}
+
+#[tokio::test]
+async fn paths_that_climb_out_of_the_app_never_serve_a_file_outside_it() {
+    let server = TestServer::start().await;
+    for path in [
+        "/../Cargo.toml",
+        "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/..%2f..%2f..%2fetc%2fpasswd",
+        "/assets/..%5c..%5c..%5cetc%5cpasswd",
+        "//etc/passwd",
+    ] {
+        let mut stream = TcpStream::connect(server.address).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            server.address
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        within(stream.read_to_end(&mut response)).await.unwrap();
+        let response = String::from_utf8_lossy(&response);
+        assert!(!response.contains("root:"), "{path}: {response}");
+        assert!(!response.contains("[workspace]"), "{path}: {response}");
+        // Either refused, or the app's own page (the SPA fallback).
+        assert!(
+            response.starts_with("HTTP/1.1 4") || response.contains(crate::support::INDEX_HTML),
+            "{path}: {response}"
+        );
+    }
+}

@@ -208,6 +208,15 @@ async fn wait_ready(node: &Node, status: u16) {
     .await;
 }
 
+/// `n` nodes on `backends`, each ready.
+async fn start_ready(backends: &Backends, n: usize) -> Vec<Node> {
+    let nodes: Vec<Node> = (0..n).map(|_| Node::start(backends)).collect();
+    for node in &nodes {
+        wait_ready(node, 200).await;
+    }
+    nodes
+}
+
 fn channel(name: &str) -> ChannelName {
     ChannelName::parse(name).unwrap()
 }
@@ -271,14 +280,7 @@ async fn api_publish(node: &Node, channel: &str, data: serde_json::Value) -> req
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_share_publications_in_order_presence_and_idempotency_keys() {
     let backends = Backends::start().await;
-    let nodes = [
-        Node::start(&backends),
-        Node::start(&backends),
-        Node::start(&backends),
-    ];
-    for node in &nodes {
-        wait_ready(node, 200).await;
-    }
+    let nodes = start_ready(&backends, 3).await;
 
     let mut ada = nodes[0].client("Ada", "anon-ada").await;
     let Subscribed { members, .. } = subscribed(ada.subscribe("chat:lobby").await);
@@ -573,12 +575,8 @@ impl Follower {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_clients_recover_on_another_and_its_members_leave_within_the_ttl() {
     let backends = Backends::start().await;
-    let mut doomed = Node::start(&backends);
-    let nodes = [Node::start(&backends), Node::start(&backends)];
-    wait_ready(&doomed, 200).await;
-    for node in &nodes {
-        wait_ready(node, 200).await;
-    }
+    let mut nodes = start_ready(&backends, 3).await;
+    let mut doomed = nodes.remove(0);
 
     // Survivor on node 1; a subscriber on the doomed node that fails over
     // to nodes 1 and 2; Dan on the doomed node only.
@@ -661,10 +659,7 @@ async fn a_killed_nodes_clients_recover_on_another_and_its_members_leave_within_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_keeps_clients_connected_then_resets_what_it_lost() {
     let mut backends = Backends::start().await;
-    let nodes = [Node::start(&backends), Node::start(&backends)];
-    for node in &nodes {
-        wait_ready(node, 200).await;
-    }
+    let nodes = start_ready(&backends, 2).await;
     let mut ada = nodes[0].client("Ada", "anon-ada").await;
     ada.subscribe("chat:lobby").await;
     let mut bob = nodes[1].client("Bob", "anon-bob").await;
@@ -880,14 +875,7 @@ async fn positions_cross_nodes_and_expire_with_a_dead_sharers_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn editors_on_different_nodes_write_one_note() {
     let backends = Backends::start().await;
-    let nodes = [
-        Node::start(&backends),
-        Node::start(&backends),
-        Node::start(&backends),
-    ];
-    for node in &nodes {
-        wait_ready(node, 200).await;
-    }
+    let nodes = start_ready(&backends, 3).await;
     let mut ada = Editor::join_with(nodes[0].client("Ada", "anon-ada").await, "shared-note").await;
     let mut bob = Editor::join_with(nodes[1].client("Bob", "anon-bob").await, "shared-note").await;
 
