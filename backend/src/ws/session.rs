@@ -413,41 +413,14 @@ impl Session {
                 now,
             ),
             ClientMessage::Presence { id, channel } => {
-                let granted = self.capabilities.allows(&channel);
-                self.hub()
-                    .with(|hub| {
-                        hub.check_read(connection_id, &channel, granted)?;
-                        hub.presence(&channel)
-                    })
-                    .map(|members| {
-                        self.reply(&ServerMessage::Presence {
-                            id,
-                            channel,
-                            members,
-                        });
-                    })
+                self.answer_presence(connection_id, id, channel)
             }
             ClientMessage::History {
                 id,
                 channel,
                 since,
                 limit,
-            } => {
-                let granted = self.capabilities.allows(&channel);
-                self.hub()
-                    .with(|hub| {
-                        hub.check_read(connection_id, &channel, granted)?;
-                        hub.history(&channel, since.as_ref(), limit, now)
-                    })
-                    .map(|(position, publications)| {
-                        self.reply(&ServerMessage::History {
-                            id,
-                            channel,
-                            position,
-                            publications,
-                        });
-                    })
-            }
+            } => self.answer_history(connection_id, id, channel, since.as_ref(), limit),
             ClientMessage::Locate {
                 id,
                 channel,
@@ -547,6 +520,49 @@ impl Session {
                 "idempotency_key must be 1 to 128 bytes",
             ));
         }
+        Ok(())
+    }
+
+    /// Answers `presence` from the hub (in a cluster, from the followed copy).
+    fn answer_presence(
+        &self,
+        connection_id: ConnectionId,
+        id: Option<CommandId>,
+        channel: ChannelName,
+    ) -> Result<(), HubError> {
+        let granted = self.capabilities.allows(&channel);
+        let members = self.hub().with(|hub| {
+            hub.check_read(connection_id, &channel, granted)?;
+            hub.presence(&channel)
+        })?;
+        self.reply(&ServerMessage::Presence {
+            id,
+            channel,
+            members,
+        });
+        Ok(())
+    }
+
+    /// Answers `history` from the hub (in a cluster, from the followed copy).
+    fn answer_history(
+        &self,
+        connection_id: ConnectionId,
+        id: Option<CommandId>,
+        channel: ChannelName,
+        since: Option<&rookery_common::StreamPosition>,
+        limit: Option<u32>,
+    ) -> Result<(), HubError> {
+        let granted = self.capabilities.allows(&channel);
+        let (position, publications) = self.hub().with(|hub| {
+            hub.check_read(connection_id, &channel, granted)?;
+            hub.history(&channel, since, limit, Instant::now())
+        })?;
+        self.reply(&ServerMessage::History {
+            id,
+            channel,
+            position,
+            publications,
+        });
         Ok(())
     }
 

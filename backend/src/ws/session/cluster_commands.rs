@@ -123,13 +123,7 @@ impl Session {
             ClientMessage::Presence { id, channel } => {
                 self.check_read(connection_id, &channel)?;
                 cluster.follow(self.hub(), &channel).await?;
-                let members = self.hub().with(|hub| hub.presence(&channel))?;
-                self.reply(&ServerMessage::Presence {
-                    id,
-                    channel,
-                    members,
-                });
-                Ok(())
+                self.answer_presence(connection_id, id, channel)
             }
             ClientMessage::History {
                 id,
@@ -139,16 +133,7 @@ impl Session {
             } => {
                 self.check_read(connection_id, &channel)?;
                 cluster.follow(self.hub(), &channel).await?;
-                let (position, publications) = self
-                    .hub()
-                    .with(|hub| hub.history(&channel, since.as_ref(), limit, Instant::now()))?;
-                self.reply(&ServerMessage::History {
-                    id,
-                    channel,
-                    position,
-                    publications,
-                });
-                Ok(())
+                self.answer_history(connection_id, id, channel, since.as_ref(), limit)
             }
             ClientMessage::Locate {
                 id,
@@ -159,8 +144,7 @@ impl Session {
                 let granted = self.capabilities.allows(&channel);
                 // The filters compare with the sharer's last position, in
                 // the followed copy.
-                self.hub()
-                    .with(|hub| hub.check_read(connection_id, &channel, granted))?;
+                self.check_read(connection_id, &channel)?;
                 cluster.follow(self.hub(), &channel).await?;
                 let (shared, namespace) = self.hub().with(|hub| {
                     hub.check_locate(
