@@ -19,7 +19,7 @@ use rookery_common::{ChannelName, Publication};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{CONNECT_TIMEOUT, Cluster, LINGER, RESPONSE_TIMEOUT, scripts, unavailable, wire};
+use super::{CONNECT_TIMEOUT, Cluster, LINGER, RESPONSE_TIMEOUT, scripts, wire};
 use crate::hub::{ChannelSnapshot, Gap, Hub, HubError, unix_time_ms};
 
 /// Counts one load fewer following `note`.
@@ -140,7 +140,7 @@ fn refuse_waiting(
     loop {
         match requests.try_recv() {
             Ok(Request::Follow { channel, done }) => {
-                let _ = done.send(Err(unavailable(&channel)));
+                let _ = done.send(Err(HubError::unavailable(&channel)));
             }
             Ok(Request::FollowNote { done, .. }) => {
                 let _ = done.send(false);
@@ -189,7 +189,7 @@ impl Follower<'_> {
                         Request::Follow { channel, done } => {
                             let followed = self.follow(sink, &channel).await;
                             let lost = followed.is_err();
-                            let _ = done.send(followed.map_err(|Lost| unavailable(&channel)));
+                            let _ = done.send(followed.map_err(|Lost| HubError::unavailable(&channel)));
                             if lost {
                                 return Err(Lost);
                             }
@@ -375,7 +375,7 @@ impl Follower<'_> {
             .key(wire::position_expiries_key())
             .arg(namespace.history_size)
             .arg(channel.as_str())
-            .arg(super::fresh_epoch())
+            .arg(crate::hub::new_epoch())
             .arg(super::meta_ttl_ms(&namespace))
             .invoke_async(&mut self.cluster.commands())
             .await;

@@ -32,9 +32,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use rookery_common::{
-    ChannelName, ErrorCode, Publication, SharedLocation, StreamPosition, UserId, UserInfo,
-};
+use rookery_common::{ChannelName, Publication, SharedLocation, StreamPosition, UserId, UserInfo};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::{ChannelKind, Hub, HubError, NamespaceConfig};
@@ -181,7 +179,7 @@ impl Cluster {
                     self.shared.commands_ok.store(false, Ordering::SeqCst);
                 }
                 tracing::warn!(%channel, %error, "redis command failed");
-                Err(unavailable(channel))
+                Err(HubError::unavailable(channel))
             }
         }
     }
@@ -205,8 +203,10 @@ impl Cluster {
                 channel: channel.clone(),
                 done,
             })
-            .map_err(|_| unavailable(channel))?;
-        result.await.unwrap_or_else(|_| Err(unavailable(channel)))
+            .map_err(|_| HubError::unavailable(channel))?;
+        result
+            .await
+            .unwrap_or_else(|_| Err(HubError::unavailable(channel)))
     }
 
     /// Brings the followed copy of `channel` up to `offset` (a client
@@ -246,7 +246,7 @@ impl Cluster {
             .arg(namespace.history_ttl.as_millis().max(1) as u64)
             .arg(window_ms as u64)
             .arg(wire::pubsub_channel(channel))
-            .arg(fresh_epoch())
+            .arg(crate::hub::new_epoch())
             .arg(meta_ttl_ms(namespace))
             .invoke_async(&mut self.commands())
             .await;
@@ -363,21 +363,10 @@ impl Cluster {
     }
 }
 
-fn fresh_epoch() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
-
 /// How long a channel's epoch outlives its last publication: far longer
 /// than its history, so that a quiet channel keeps its epoch (and clients
 /// their positions) as it would on one node.
 fn meta_ttl_ms(namespace: &NamespaceConfig) -> u64 {
     const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
     (namespace.history_ttl.as_millis() as u64).max(WEEK_MS)
-}
-
-fn unavailable(channel: &ChannelName) -> HubError {
-    HubError::new(
-        ErrorCode::Unavailable,
-        format!("{channel}: the cluster's broker cannot be reached; try again"),
-    )
 }

@@ -135,11 +135,6 @@ impl History {
         }
     }
 
-    /// The stream's epoch.
-    pub fn epoch(&self) -> &str {
-        &self.epoch
-    }
-
     /// Drops what has outlived the TTL. Entries are appended in time order,
     /// so the expired ones are always at the front.
     pub fn expire(&mut self, now: Instant) {

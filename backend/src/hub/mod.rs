@@ -28,7 +28,7 @@ use rookery_common::ErrorCode;
 pub use namespace::{ChannelKind, NamespaceConfig, Namespaces, Publishers};
 pub use outbox::{Closing, Frame, Next, Outbox, OutboxReceiver};
 pub use state::mirror::{ChannelSnapshot, ClusterEvent, Gap, Resync};
-pub use state::{HubState, Publisher};
+pub use state::{HubState, Publisher, new_epoch};
 
 /// A command refused by the hub, with the code the client sees.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +44,14 @@ impl HubError {
             code,
             message: message.into(),
         }
+    }
+
+    /// Cluster mode: Redis could not be reached, so nothing was done.
+    pub fn unavailable(channel: &rookery_common::ChannelName) -> Self {
+        Self::new(
+            ErrorCode::Unavailable,
+            format!("{channel}: the cluster's broker cannot be reached; try again"),
+        )
     }
 }
 

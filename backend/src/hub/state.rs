@@ -109,10 +109,6 @@ impl HubState {
         }
     }
 
-    pub fn is_clustered(&self) -> bool {
-        self.clustered
-    }
-
     pub fn stats(&self) -> HubStats {
         let mut stats = self.stats.clone();
         stats.n_connections = self.connections.len();
@@ -324,7 +320,7 @@ impl HubState {
         {
             // The cluster syncs a channel before subscribing to it; only a
             // broker outage in between gets here.
-            return Err(mirror::unavailable(channel));
+            return Err(HubError::unavailable(channel));
         }
         let connection = self.connection(connection_id)?;
         let user = connection.user.clone();
@@ -681,7 +677,7 @@ impl HubState {
         }
         let member = self.connection(connection_id)?.user.clone();
         if self.clustered {
-            return Err(mirror::unavailable(channel));
+            return Err(HubError::unavailable(channel));
         }
         let entry = self.channel_entry(channel)?;
         let values = entry
@@ -905,6 +901,6 @@ fn wrong_kind(channel: &ChannelName, message: &str) -> HubError {
 
 /// A fresh, unguessable stream epoch. It changes whenever a channel's history
 /// starts over, so old positions are never mistaken for current ones.
-fn new_epoch() -> String {
+pub fn new_epoch() -> String {
     format!("{:016x}", rand::random::<u64>())
 }

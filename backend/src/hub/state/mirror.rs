@@ -22,8 +22,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use rookery_common::{
-    ChannelName, CloseCode, ErrorCode, GoneReason, Publication, ServerMessage, SharedLocation,
-    StreamPosition, UserId, UserInfo,
+    ChannelName, CloseCode, GoneReason, Publication, ServerMessage, SharedLocation, StreamPosition,
+    UserId, UserInfo,
 };
 use tokio::time::Instant;
 
@@ -89,13 +89,6 @@ pub enum Resync {
     /// The stream could not be continued (the broker lost it): local
     /// subscribers were closed with [`CloseCode::StreamReset`].
     Reset,
-}
-
-pub(in crate::hub) fn unavailable(channel: &ChannelName) -> HubError {
-    HubError::new(
-        ErrorCode::Unavailable,
-        format!("{channel}: the cluster's broker cannot be reached; try again"),
-    )
 }
 
 impl HubState {
