@@ -287,6 +287,10 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// How long a new socket may take to send `connect`.
     pub connect_timeout: Duration,
+    /// How long a client may take to send a request's head (the request
+    /// line and headers): longer, and the connection is closed
+    /// (slowloris). Also how long a kept-alive connection may sit idle.
+    pub header_timeout: Duration,
     /// tungstenite's read buffer per connection, allocated for the
     /// connection's life. Its default (128 KiB) would cost over a gigabyte
     /// at 10k idle connections; commands are small, and a larger message
@@ -307,6 +311,7 @@ impl Default for Limits {
             outbound_queue: 1024,
             ping_interval: Duration::from_secs(25),
             connect_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
             read_buffer_size: 1024,
             write_buffer_size: 8 * 1024,
             max_publish_rate: 20,

@@ -2,8 +2,8 @@
 //! shutdown.
 
 use std::collections::HashMap;
-use std::future::{Future, IntoFuture};
-use std::net::{IpAddr, SocketAddr};
+use std::future::Future;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::net::Listeners;
 use crate::net::listener::TlsListener;
 use crate::net::redirect;
+use crate::net::serve::serve;
 use crate::net::tls::Hangups;
 use crate::notes::Notes;
 use crate::store::Store;
@@ -262,6 +263,7 @@ pub async fn run(
         redirect_http,
     } = listeners.into();
     let router = app(state.clone());
+    let header_timeout = state.config.limits.header_timeout;
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let signal_state = state.clone();
     let signal = async move {
@@ -278,29 +280,26 @@ pub async fn run(
                 // An error means the sender is gone: stop as well.
                 let _ = stopped.wait_for(|stopped| *stopped).await;
             };
-            Some(tokio::spawn(
-                axum::serve(redirect_listener, redirect::router(https_port))
-                    .with_graceful_shutdown(until_stopped)
-                    .into_future(),
-            ))
+            Some(tokio::spawn(serve(
+                redirect_listener,
+                redirect::router(https_port),
+                header_timeout,
+                until_stopped,
+            )))
         }
         None => None,
     };
     let hangups = Hangups::register()?;
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
     // Small frames (pings, positions) leave at once rather than wait for
     // the peer's delayed ACK (Nagle's algorithm).
-    let served = match &state.config.tls {
+    match &state.config.tls {
         None => {
             let ignorer = tokio::spawn(hangups.ignore());
             let listener = listener.tap_io(|tcp: &mut TcpStream| {
                 let _ = tcp.set_nodelay(true);
             });
-            let served = axum::serve(listener, service)
-                .with_graceful_shutdown(signal)
-                .await;
+            serve(listener, router, header_timeout, signal).await;
             ignorer.abort();
-            served
         }
         Some(tls) => {
             let config = tls.server_config().map_err(std::io::Error::other)?;
@@ -310,16 +309,13 @@ pub async fn run(
                     let _ = stream.get_ref().0.set_nodelay(true);
                 },
             );
-            let served = axum::serve(listener, service)
-                .with_graceful_shutdown(signal)
-                .await;
+            serve(listener, router, header_timeout, signal).await;
             watcher.abort();
-            served
         }
-    };
+    }
     state.wait_for_sockets(drain_limit).await;
     if let Some(redirect) = redirect {
-        redirect.await.map_err(std::io::Error::other)??;
+        redirect.await.map_err(std::io::Error::other)?;
     }
-    served
+    Ok(())
 }

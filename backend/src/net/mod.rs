@@ -5,10 +5,12 @@
 //! - [`listener`]: the TLS listener (handshakes off the accept path).
 //! - [`redirect`]: `--redirect-http`'s 308s to the https URL.
 //! - [`proxy`]: `--trusted-proxies` and the real [`proxy::Client`].
+//! - [`serve`]: the HTTP/1.1 serve loop, with a deadline per request head.
 
 pub mod listener;
 pub mod proxy;
 pub mod redirect;
+pub mod serve;
 pub mod tls;
 
 use tokio::net::TcpListener;

@@ -483,3 +483,94 @@ async fn paths_that_climb_out_of_the_app_never_serve_a_file_outside_it() {
         );
     }
 }
+
+/// Waits for the server to end the connection; returns what it sent first.
+async fn until_closed(stream: &mut tokio::net::tcp::OwnedReadHalf) -> Vec<u8> {
+    let mut received = Vec::new();
+    within(async {
+        let mut buffer = [0u8; 1024];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    received
+}
+
+#[tokio::test]
+async fn slow_and_silent_http_clients_are_closed_at_the_header_timeout() {
+    use std::time::{Duration, Instant};
+    let header_timeout = Duration::from_millis(600);
+    let server =
+        TestServer::start_with(|config| config.limits.header_timeout = header_timeout).await;
+    bystander_unaffected(&server, async {
+        // Slowloris: an upgrade request trickled a byte every 50 ms whose
+        // headers never end, beside a crowd of connections that say nothing.
+        let opened = Instant::now();
+        let (mut slow_reader, mut slow_writer) = TcpStream::connect(server.address)
+            .await
+            .unwrap()
+            .into_split();
+        let trickle = tokio::spawn(async move {
+            let head = b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+            let filler = b"X-Filler: a\r\n".iter().cycle();
+            for byte in head.iter().chain(filler) {
+                if slow_writer.write_all(&[*byte]).await.is_err() {
+                    break;
+                }
+                // The pace is the attack, not a wait for an event.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let mut silent = Vec::new();
+        for _ in 0..200 {
+            silent.push(TcpStream::connect(server.address).await.unwrap());
+        }
+        assert!(
+            until_closed(&mut slow_reader).await.is_empty(),
+            "no response to a head that never ended"
+        );
+        assert!(opened.elapsed() >= header_timeout, "closed before its time");
+        trickle.await.unwrap();
+        for stream in silent {
+            let (mut reader, _writer) = stream.into_split();
+            assert!(until_closed(&mut reader).await.is_empty());
+        }
+        // A prompt client is still served, on a fresh connection.
+        let mut prompt = TcpStream::connect(server.address).await.unwrap();
+        prompt
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: rookery\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (mut reader, _writer) = prompt.into_split();
+        let response = until_closed(&mut reader).await;
+        assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_must_send_its_next_request_in_time() {
+    let server = TestServer::start_with(|config| {
+        config.limits.header_timeout = std::time::Duration::from_millis(600);
+    })
+    .await;
+    let stream = TcpStream::connect(server.address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    writer
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: rookery\r\n\r\n")
+        .await
+        .unwrap();
+    // One answer, then the idle connection is closed by the server.
+    let response = until_closed(&mut reader).await;
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&response)
+            .matches("HTTP/1.1")
+            .count(),
+        1
+    );
+}

@@ -148,3 +148,39 @@ async fn a_slow_consumer_is_closed_with_4100_while_others_receive_everything() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_connection_flood_from_one_address_gets_4101_and_other_addresses_carry_on() {
+    let limit = 20;
+    let server =
+        TestServer::start_with(|config| config.limits.max_connections_per_ip = limit).await;
+    let mut alice = TestClient::open_from(&server, "127.0.0.2".parse().unwrap()).await;
+    alice.connect("Alice", None).await;
+    let mut bob = TestClient::open_from(&server, "127.0.0.3".parse().unwrap()).await;
+    bob.connect("Bob", None).await;
+    bob.subscribe("chat:lobby").await;
+
+    // The flooding address fills its places, then opens 80 more at once.
+    let mut admitted = Vec::new();
+    for n in 0..limit {
+        let mut client = TestClient::open(&server.ws_url()).await;
+        client.connect(&format!("Flood {n}"), None).await;
+        admitted.push(client);
+    }
+    let flood = (0..80).map(|_| async {
+        let mut client = TestClient::open(&server.ws_url()).await;
+        client.closed().await.code
+    });
+    let codes = futures_util::future::join_all(flood).await;
+    assert!(codes.iter().all(|&code| code == 4101), "{codes:?}");
+
+    // Bob never noticed; the admitted ones still work.
+    alice.publish("chat:lobby", json!({"n": 1})).await;
+    assert_eq!(bob.next_publication().await, json!({"n": 1}));
+    admitted[0].subscribe("chat:lobby").await;
+    admitted[1].publish("chat:lobby", json!({"n": 2})).await;
+    assert_eq!(bob.next_publication().await, json!({"n": 2}));
+    assert_eq!(admitted[0].next_publication().await, json!({"n": 2}));
+    let flooder = "127.0.0.1".parse().unwrap();
+    assert_eq!(server.state.n_connections_from(flooder), limit);
+}

@@ -200,6 +200,19 @@ impl TestClient {
         }
     }
 
+    /// Opens from another loopback address (127.0.0.x), as a different
+    /// machine would: per-address limits count it apart.
+    pub async fn open_from(server: &TestServer, source: std::net::IpAddr) -> Self {
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        tcp.bind(SocketAddr::new(source, 0)).unwrap();
+        let stream = tcp.connect(server.address).await.expect("tcp connects");
+        let (socket, _) =
+            tokio_tungstenite::client_async(server.ws_url(), MaybeTlsStream::Plain(stream))
+                .await
+                .expect("websocket opens");
+        Self::from_socket(socket)
+    }
+
     pub fn from_socket(socket: Socket) -> Self {
         Self {
             socket,
