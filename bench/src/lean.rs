@@ -12,7 +12,7 @@ use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::client::{Reader, Writer};
+use crate::client::{Reader, Socket, Writer};
 
 /// Opens a socket from `source` (a loopback address: each one has its own
 /// ~28k ephemeral ports), connects as `name` and subscribes to `channel`.
@@ -22,6 +22,26 @@ pub async fn open(
     name: &str,
     channel: &str,
 ) -> anyhow::Result<(Writer, Reader)> {
+    let (mut writer, mut reader) = open_socket(url, source).await?.split();
+    let name = serde_json::to_string(name)?;
+    let channel = serde_json::to_string(channel)?;
+    writer
+        .send(Message::text(format!(
+            r#"{{"type":"connect","id":1,"name":{name}}}"#
+        )))
+        .await?;
+    expect_type(&mut reader, "connected").await?;
+    writer
+        .send(Message::text(format!(
+            r#"{{"type":"subscribe","id":2,"channel":{channel}}}"#
+        )))
+        .await?;
+    expect_type(&mut reader, "subscribed").await?;
+    Ok((writer, reader))
+}
+
+/// Opens a WebSocket to `url` from `source` (a loopback address).
+pub async fn open_socket(url: &str, source: Option<IpAddr>) -> anyhow::Result<Socket> {
     let request = url.into_client_request()?;
     let host = request.uri().host().context("the URL has no host")?;
     let port = request.uri().port_u16().unwrap_or(80);
@@ -42,22 +62,7 @@ pub async fn open(
     let (socket, _) =
         tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
             .await?;
-    let (mut writer, mut reader) = socket.split();
-    let name = serde_json::to_string(name)?;
-    let channel = serde_json::to_string(channel)?;
-    writer
-        .send(Message::text(format!(
-            r#"{{"type":"connect","id":1,"name":{name}}}"#
-        )))
-        .await?;
-    expect_type(&mut reader, "connected").await?;
-    writer
-        .send(Message::text(format!(
-            r#"{{"type":"subscribe","id":2,"channel":{channel}}}"#
-        )))
-        .await?;
-    expect_type(&mut reader, "subscribed").await?;
-    Ok((writer, reader))
+    Ok(socket)
 }
 
 /// Reads until a frame of `"type":"<wanted>"`; an error frame is fatal.

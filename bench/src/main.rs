@@ -14,6 +14,11 @@
 //!   speaks only the subset the peer servers in `bench/peers/` share, so
 //!   the same run measures Rookery, Bun, Node `ws` and the tokio floor.
 //!
+//! - `soak`: N clients leaving and coming back (recovering what they
+//!   missed) for a long time while publications flow; fails unless every
+//!   acknowledged publication reached every client exactly once and the
+//!   server's memory stayed within `--max-growth-percent`.
+//!
 //! The server's process id (`--pid`) is read from `/proc` for CPU and RSS.
 //! `--json` adds one line `RESULT {…}` for scripts (`bench/compare.mjs`).
 
@@ -23,6 +28,7 @@ mod lean;
 mod notes;
 mod proc_stats;
 mod scenarios;
+mod soak;
 
 use clap::{Parser, Subcommand};
 
@@ -84,6 +90,32 @@ enum Scenario {
         #[arg(long, default_value_t = 1)]
         sources: usize,
     },
+    /// Clients coming and going while publications flow: nothing lost,
+    /// memory flat
+    Soak {
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 100)]
+        channels: usize,
+        /// Reconnections per second, over all clients
+        #[arg(long, default_value_t = 100.0)]
+        churn: f64,
+        /// Publications per second, over all channels
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// Loopback source addresses (127.0.0.1..) to spread connections over
+        #[arg(long, default_value_t = 1)]
+        sources: usize,
+        /// The channels' namespace (one that keeps history)
+        #[arg(long, default_value = "chat")]
+        namespace: String,
+        /// Fail when the server's RSS at the end exceeds the one half-way
+        /// through by more than this
+        #[arg(long)]
+        max_growth_percent: Option<f64>,
+    },
     /// One note, N editors typing at a steady rate
     Notes {
         #[arg(long, default_value_t = 50)]
@@ -113,6 +145,33 @@ async fn main() -> anyhow::Result<()> {
             rate,
             seconds,
         } => notes::run(&cli.url, pid, editors, rate, seconds).await?,
+        Scenario::Soak {
+            clients,
+            channels,
+            churn,
+            rate,
+            seconds,
+            sources,
+            namespace,
+            max_growth_percent,
+        } => {
+            let spec = soak::Soak {
+                clients,
+                channels,
+                churn,
+                rate,
+                seconds,
+                sources,
+                namespace,
+                max_growth_percent,
+            };
+            let (report, ok) = soak::run(&cli.url, pid, &spec).await?;
+            println!("{report}");
+            if !ok {
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
         Scenario::Fanout {
             subscribers,
             size,
