@@ -390,7 +390,7 @@ impl Client {
                 return;
             }
         };
-        let mut abrupt = self.index % 2 == 0;
+        let mut abrupt = self.index.is_multiple_of(2);
         loop {
             let life = self.churning.load(Ordering::Relaxed).then(|| {
                 // Exponential lifetimes: reconnections arrive as a Poisson
