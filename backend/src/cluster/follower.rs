@@ -111,6 +111,7 @@ pub async fn run(
         };
         if follower.resync_all(&mut sink).await.is_err()
             || follower.resync_notes(&mut sink).await.is_err()
+            || !cluster.commands_get_through().await
         {
             // Connected, but Redis does not answer as it should (still
             // loading its data, say): wait before trying again.

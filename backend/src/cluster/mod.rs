@@ -150,6 +150,25 @@ impl Cluster {
             && self.shared.commands_ok.load(Ordering::SeqCst)
     }
 
+    /// Whether a command gets through now; recorded for `/readyz`. After
+    /// Redis restarted, the commands connection still holds the old socket
+    /// until a command fails on it: a node that had nothing to send during
+    /// the outage would say it is ready and fail its first client's
+    /// command. A few tries let the connection be replaced first.
+    pub(crate) async fn commands_get_through(&self) -> bool {
+        for _ in 0..3 {
+            let mut commands = self.commands();
+            let pong: redis::RedisResult<String> =
+                redis::cmd("PING").query_async(&mut commands).await;
+            if pong.is_ok() {
+                self.shared.commands_ok.store(true, Ordering::SeqCst);
+                return true;
+            }
+        }
+        self.shared.commands_ok.store(false, Ordering::SeqCst);
+        false
+    }
+
     /// This node's id in lease names.
     pub fn node(&self) -> &str {
         &self.shared.node

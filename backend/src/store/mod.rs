@@ -8,11 +8,15 @@
 //! is gone, and nothing writes to it or recreates it again.
 
 use std::path::Path;
+use std::time::Duration;
 
 use rookery_common::NoteSummary;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+/// How long a write waits for a Postgres connection before it fails.
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -78,7 +82,13 @@ impl Store {
     }
 
     pub async fn open_postgres(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+        // A database that went away must reach the editor as "not saved"
+        // within seconds, not after sqlx's default 30 s of retries.
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Store::Postgres(pool))
     }

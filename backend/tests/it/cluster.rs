@@ -93,9 +93,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One Rookery process in the cluster.
-struct Node {
-    address: SocketAddr,
+/// One Rookery process (in the cluster, or alone for the fault stories).
+pub struct Node {
+    pub address: SocketAddr,
     process: Child,
     _dir: TempDir,
 }
@@ -126,21 +126,38 @@ impl Node {
     }
 
     fn start_with(backends: &Backends, extra_args: &[&str]) -> Self {
-        let redis = &backends.redis;
         let dir = TempDir::new();
+        let data = dir.path().join("data");
+        let mut args = vec![
+            "--redis-url".to_owned(),
+            backends.redis.url(),
+            "--database-url".to_owned(),
+            backends.postgres.url(),
+            "--presence-ttl".to_owned(),
+            LEASE_TTL_S.to_string(),
+        ];
+        args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
+        Self::spawn(dir, &data, &args)
+    }
+
+    /// A node of its own with SQLite in `data` (which may outlive it, so
+    /// that another node can start where a killed one stopped).
+    pub fn start_alone(data: &std::path::Path, extra_args: &[&str]) -> Self {
+        let args: Vec<String> = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
+        Self::spawn(TempDir::new(), data, &args)
+    }
+
+    fn spawn(dir: TempDir, data: &std::path::Path, args: &[String]) -> Self {
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let mut process = Command::new(env!("CARGO_BIN_EXE_rookery"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            .arg(data)
             .arg("--dist-dir")
             .arg(dir.path().join("dist"))
-            .args(["--redis-url", &redis.url()])
-            .args(["--database-url", &backends.postgres.url()])
-            .args(["--presence-ttl", &LEASE_TTL_S.to_string()])
             .args(["--api-key", API_KEY])
-            .args(extra_args)
+            .args(args)
             .env("RUST_LOG", "rookery=debug")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -161,7 +178,7 @@ impl Node {
         }
     }
 
-    fn ws_url(&self) -> String {
+    pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.address)
     }
 
@@ -169,7 +186,7 @@ impl Node {
         format!("http://{}{path}", self.address)
     }
 
-    async fn client(&self, name: &str, anonymous_id: &str) -> TestClient {
+    pub async fn client(&self, name: &str, anonymous_id: &str) -> TestClient {
         let mut client = TestClient::open(&self.ws_url()).await;
         client.connect(name, Some(anonymous_id)).await;
         client
@@ -182,12 +199,12 @@ impl Node {
     }
 
     /// SIGKILL: no goodbye, no lease released.
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         self.process.kill().unwrap();
         self.process.wait().unwrap();
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("log")).unwrap_or_default()
     }
 }
@@ -654,6 +671,110 @@ async fn a_killed_nodes_clients_recover_on_another_and_its_members_leave_within_
         panic!("{presence:?}");
     };
     assert_eq!(names(&members), ["Watcher"]);
+}
+
+/// Publishes `1..=last` to `chat:stream` through `node`'s HTTP API, each
+/// acknowledged (200) before the next.
+fn publish_numbers(node: &Node, last: u64) -> tokio::task::JoinHandle<()> {
+    let url = node.url("/api/v1/publish");
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        for n in 1..=last {
+            let response = http
+                .post(&url)
+                .bearer_auth(API_KEY)
+                .json(&json!({ "channel": "chat:stream", "data": { "n": n } }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "publication {n}");
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_kills_and_redis_restarts_in_a_loop_lose_no_acknowledged_publication() {
+    let mut backends = Backends::start().await;
+    let mut nodes = start_ready(&backends, 3).await;
+    for round in 0..3 {
+        // Node 0 dies in every round and comes back; node 1 publishes;
+        // node 2 holds a subscriber that must never notice.
+        let steady = format!("steady{round}");
+        let moving = format!("moving{round}");
+        let mut steady_follower = Follower::start(vec![nodes[2].ws_url()], &steady).await;
+        let mut moving_follower = Follower::start(
+            vec![nodes[0].ws_url(), nodes[1].ws_url(), nodes[2].ws_url()],
+            &moving,
+        )
+        .await;
+        let publisher = publish_numbers(&nodes[1], 150);
+        moving_follower.read_until(40, &moving).await;
+        nodes[0].kill();
+        moving_follower.read_until(150, &moving).await;
+        steady_follower.read_until(150, &steady).await;
+        publisher.await.unwrap();
+        let all: Vec<u64> = (1..=150).collect();
+        assert_eq!(
+            moving_follower.received, all,
+            "round {round}: across the kill"
+        );
+        assert!(moving_follower.reconnects >= 1, "round {round}");
+        assert_eq!(
+            steady_follower.received, all,
+            "round {round}: the bystander"
+        );
+        assert_eq!(steady_follower.reconnects, 0, "round {round}");
+        drop((steady_follower, moving_follower));
+
+        // The killed node is replaced, then Redis restarts empty: every
+        // node must come back to ready.
+        nodes[0] = Node::start(&backends);
+        wait_ready(&nodes[0], 200).await;
+        backends.redis.stop();
+        for node in &nodes {
+            wait_ready(node, 503).await;
+        }
+        backends.redis.run();
+        for node in &nodes {
+            wait_ready(node, 200).await;
+        }
+    }
+
+    // After it all, the three nodes still make one cluster: presence and
+    // publications cross every node.
+    let mut clients = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        let mut client = node
+            .client(&format!("Final {n}"), &format!("anon-final-{n}"))
+            .await;
+        client.subscribe("chat:final").await;
+        clients.push(client);
+    }
+    within(async {
+        loop {
+            let presence = clients[0]
+                .request(|id| ClientMessage::Presence {
+                    id,
+                    channel: channel("chat:final"),
+                })
+                .await;
+            let ServerMessage::Presence { members, .. } = presence else {
+                panic!("{presence:?}");
+            };
+            if members.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    clients[2]
+        .publish("chat:final", json!("still one cluster"))
+        .await;
+    for client in &mut clients {
+        let (position, data) = next_numbered(client).await;
+        assert_eq!((position.offset, data), (1, json!("still one cluster")));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -215,7 +215,7 @@ pub fn assert_saved(reply: &ServerMessage) {
 }
 
 #[track_caller]
-fn assert_not_saved(reply: &ServerMessage) {
+pub fn assert_not_saved(reply: &ServerMessage) {
     assert!(
         matches!(
             reply,
@@ -530,6 +530,7 @@ pub struct Postgres {
     dir: TempDir,
     bin: PathBuf,
     port: u16,
+    as_root: bool,
 }
 
 impl Postgres {
@@ -543,54 +544,71 @@ impl Postgres {
         .map(PathBuf::from)
         .find(|dir| dir.join("initdb").exists())
         .expect("Postgres server binaries (Debian package postgresql)");
-        let dir = TempDir::new();
-        let data = dir.path().join("pgdata");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let as_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
-        // initdb refuses to run as root: run the cluster as `postgres`.
-        let run = |program: &str, args: &[&str]| {
-            let program = bin.join(program);
-            let mut command = if as_root {
-                let mut command = Command::new("runuser");
-                command.args(["-u", "postgres", "--"]).arg(&program);
-                command
-            } else {
-                Command::new(&program)
-            };
-            let status = command
-                .args(args)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
-            assert!(status.unwrap().success(), "{} {args:?}", program.display());
+        let postgres = Self {
+            dir: TempDir::new(),
+            bin,
+            port,
+            as_root: Command::new("id").arg("-u").output().unwrap().stdout == b"0\n",
         };
-        if as_root {
+        if postgres.as_root {
             let status = Command::new("chown")
                 .args(["-R", "postgres"])
-                .arg(dir.path())
+                .arg(postgres.dir.path())
                 .status()
                 .unwrap();
             assert!(status.success());
         }
-        let data_arg = data.to_str().unwrap();
-        run(
+        let data = postgres.data();
+        postgres.run(
             "initdb",
-            &["-D", data_arg, "-A", "trust", "-U", "postgres", "--no-sync"],
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
         );
+        postgres.resume();
+        postgres
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("pgdata").to_str().unwrap().to_owned()
+    }
+
+    /// Runs one of the server's programs (as `postgres` when this is root:
+    /// initdb refuses to run as root).
+    fn run(&self, program: &str, args: &[&str]) -> bool {
+        let program = self.bin.join(program);
+        let mut command = if self.as_root {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&program);
+            command
+        } else {
+            Command::new(&program)
+        };
+        command
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
+    /// Starts the server (again), waiting until it accepts connections.
+    pub fn resume(&self) {
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            dir.path().display()
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
         );
-        let log = dir.path().join("log");
-        run(
+        let log = self.dir.path().join("log");
+        let data = self.data();
+        let started = self.run(
             "pg_ctl",
             &[
                 "-D",
-                data_arg,
+                &data,
                 "-l",
                 log.to_str().unwrap(),
                 "-o",
@@ -599,7 +617,13 @@ impl Postgres {
                 "start",
             ],
         );
-        Self { dir, bin, port }
+        assert!(started, "pg_ctl start");
+    }
+
+    /// Stops the server at once, as a crash would.
+    pub fn stop(&self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
     }
 
     pub fn url(&self) -> String {
@@ -609,18 +633,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let data = self.dir.path().join("pgdata");
-        let ctl = self.bin.join("pg_ctl");
-        let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
-        let _ = if Command::new("id").arg("-u").output().unwrap().stdout == b"0\n" {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(ctl)
-                .args(args)
-                .status()
-        } else {
-            Command::new(ctl).args(args).status()
-        };
+        self.stop();
     }
 }
 
