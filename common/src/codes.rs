@@ -119,6 +119,7 @@ code_table! {
         Shutdown = 4200, "shutdown", "the server is shutting down; reconnect (to another node)";
         HeartbeatTimeout = 4201, "heartbeat_timeout", "the client stopped answering pings";
         StreamReset = 4202, "stream_reset", "the node lost its place in a channel's stream (a broker outage); reconnect and recover";
+        DocumentReset = 4203, "document_reset", "a note broke integrating an update and was reloaded; reconnect and sync again";
     }
 }
 

@@ -1,4 +1,4 @@
-//! A TLS listener for `axum::serve`: TCP connections are accepted at once
+//! A TLS listener for the serve loop: TCP connections are accepted at once
 //! and their handshakes run in tasks of their own, so one slow or silent
 //! client never holds up the next.
 

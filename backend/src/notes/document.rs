@@ -28,6 +28,10 @@ pub enum DocumentError {
     UpdateTooLarge { size: usize, limit: usize },
     #[error("the document would grow over {limit} bytes")]
     DocumentTooLarge { limit: usize },
+    /// yrs panicked integrating an update: the document was given up (see
+    /// [`NoteDocument::integrate`]) and must be loaded again from the store.
+    #[error("the document broke integrating an update and must be reloaded")]
+    Broken,
 }
 
 /// A peer of a document: one `/ws` connection or one `/yjs` socket.
@@ -35,6 +39,8 @@ pub type PeerId = u64;
 
 pub struct NoteDocument {
     doc: Doc,
+    /// Given up after yrs panicked in it: refuses every update.
+    broken: bool,
     /// Awareness states by Yjs client id (the newest clock wins). Kept here
     /// rather than in yrs' `Awareness`, whose observers are not `Send`.
     awareness: HashMap<ClientID, AwarenessUpdateEntry>,
@@ -156,6 +162,7 @@ impl NoteDocument {
         }
         let mut note = Self {
             doc,
+            broken: false,
             awareness: HashMap::new(),
             last_seq: updates.last().map_or(snapshot_seq, |(seq, _)| *seq),
             snapshot_seq,
@@ -190,30 +197,75 @@ impl NoteDocument {
     /// node checked them), nothing to store here.
     pub fn apply_remote(&mut self, data: &[u8]) -> Result<(), DocumentError> {
         let update = decode_update(data)?;
-        self.integrate(update)?;
-        self.heal_pending()
+        self.integrate(update)
     }
 
     /// Integrates a decoded update. yrs panics on some malformed updates
-    /// (an index out of bounds while integrating, found by the `yjs` fuzz
-    /// target); such a panic is contained here and the update refused, so
-    /// one peer's message never takes a connection task or a note down.
+    /// (an index out of bounds or an overflowing clock halfway through
+    /// integrating, found by the `yjs` and `yjs_integrate` fuzz targets).
+    /// Such a panic is contained here: the update is refused and the
+    /// document given up ([`DocumentError::Broken`]), for the caller to
+    /// load the note again from the store.
+    ///
+    /// yrs commits a transaction when it is dropped, also while a panic
+    /// unwinds, and after a panic halfway through an update that commit
+    /// panics too: a second panic during unwinding aborts the whole
+    /// process. So the transaction is kept from unwinding's drop: one that
+    /// panicked is leaked, with the document's lock, and the document is
+    /// replaced at once so that nothing waits on that lock.
     fn integrate(&mut self, update: Update) -> Result<(), DocumentError> {
+        if self.broken {
+            return Err(DocumentError::Broken);
+        }
         let doc = &self.doc;
+        let before = doc.transact().state_vector();
         let integrated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            doc.transact_mut().apply_update(update)
+            let mut txn = std::mem::ManuallyDrop::new(doc.transact_mut());
+            let applied = txn.apply_update(update);
+            // No panic: committed as usual.
+            drop(std::mem::ManuallyDrop::into_inner(txn));
+            applied
         }));
         match integrated {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(DocumentError::InvalidUpdate(error.to_string())),
-            Err(_) => {
-                tracing::warn!("yrs panicked integrating an update; refused");
-                let _ = self.heal_pending();
-                Err(DocumentError::InvalidUpdate(
-                    "an update the document cannot integrate".into(),
-                ))
+            Ok(Ok(())) => {
+                // What yrs cannot encode again it left pending: dropped.
+                let healed = self.heal_pending();
+                self.ensure_encodable(&before)?;
+                healed
             }
+            Ok(Err(error)) => Err(DocumentError::InvalidUpdate(error.to_string())),
+            Err(_) => Err(self.give_up()),
         }
+    }
+
+    /// Some updates integrate without a panic but leave blocks yrs then
+    /// cannot encode: every later sync of the note would panic, and the
+    /// store would hand the update back at each reload (found by the
+    /// `yjs_integrate` fuzz target). What an update added must encode.
+    fn ensure_encodable(&mut self, before: &StateVector) -> Result<(), DocumentError> {
+        let doc = &self.doc;
+        let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            doc.transact().encode_state_as_update_v1(before);
+        }));
+        encoded.map_err(|_| self.give_up())
+    }
+
+    /// Replaces a document yrs panicked in by an empty one that refuses
+    /// every update. The old one may be locked by a leaked transaction or
+    /// left half-changed, and nothing may touch it again, not even its
+    /// drop: freeing a half-changed yrs store follows pointers the panic
+    /// left dangling (a segfault, found by the `yjs_integrate` fuzz
+    /// target). It is leaked; the note size limit bounds each leak.
+    fn give_up(&mut self) -> DocumentError {
+        tracing::error!("yrs panicked on an update: the note is reloaded");
+        std::mem::forget(std::mem::replace(&mut self.doc, new_doc()));
+        self.broken = true;
+        DocumentError::Broken
+    }
+
+    /// Whether the document was given up (see [`Self::integrate`]).
+    pub fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// Drops what yrs keeps waiting for missing edits ("pending") when it
@@ -289,7 +341,6 @@ impl NoteDocument {
         // Decoding checks the whole encoding before anything is applied.
         let update = decode_update(data)?;
         self.integrate(update)?;
-        self.heal_pending()?;
         self.last_seq += 1;
         self.update_bytes.push((self.last_seq, data.len()));
         Ok(self.last_seq)
@@ -777,5 +828,55 @@ mod tests {
         assert_eq!(note.body(), "still here");
         note.sync_step1(&StateVector::default().encode_v1())
             .unwrap();
+    }
+
+    #[test]
+    fn an_update_yrs_panics_on_halfway_gives_the_document_up_instead_of_aborting() {
+        // Found by the `yjs_integrate` fuzz target: yrs decodes it, then
+        // panics halfway through integrating it; the commit of its
+        // transaction, run by the unwinding, panicked again, and that
+        // second panic aborted the process.
+        let poison = [
+            2, 1, 0, 0, 0, 2, 1, 0, 0, 0, 42, 2, 2, 2, 0, 190, 190, 190, 190, 190, 190, 2, 0, 2, 0,
+            0, 42, 2, 2, 2, 0, 190, 190, 190, 190, 190, 190, 2, 0, 2, 0, 0, 2,
+        ];
+        let mut note = NoteDocument::empty();
+        let typed = {
+            let doc = new_doc();
+            let body = doc.get_or_insert_text(BODY);
+            body.insert(&mut doc.transact_mut(), 0, "typed");
+            doc.transact()
+                .encode_state_as_update_v1(&StateVector::default())
+        };
+        note.apply(&typed, 1 << 16, 1 << 20).unwrap();
+        assert_eq!(
+            note.apply(&poison, 1 << 16, 1 << 20),
+            Err(DocumentError::Broken)
+        );
+        assert!(note.is_broken());
+        // Given up: it refuses everything and is reloaded by its owner
+        // (`Notes`); it never touches the half-changed document again.
+        assert_eq!(
+            note.apply(&typed, 1 << 16, 1 << 20),
+            Err(DocumentError::Broken)
+        );
+        assert_eq!(note.apply_remote(&typed), Err(DocumentError::Broken));
+        note.sync_step1(&StateVector::default().encode_v1())
+            .unwrap();
+    }
+
+    #[test]
+    fn an_update_that_integrates_into_blocks_yrs_cannot_encode_is_refused() {
+        // Found by the `yjs_integrate` fuzz target: yrs integrated it
+        // without a panic, then panicked encoding the note at every sync.
+        let poison = [
+            3, 1, 1, 255, 220, 255, 191, 255, 255, 255, 201, 252, 243, 93, 1, 1, 3, 1, 1, 1, 1, 1,
+            1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 17, 39, 1, 0, 1, 1, 0, 1, 17, 39, 1, 0,
+        ];
+        let mut note = NoteDocument::empty();
+        assert!(note.apply(&poison, 1 << 16, 1 << 20).is_err());
+        note.sync_step1(&StateVector::default().encode_v1())
+            .unwrap();
+        note.snapshot();
     }
 }

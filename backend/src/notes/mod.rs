@@ -681,6 +681,11 @@ impl Notes {
                 };
                 if let Err(error) = loaded.document.apply_remote(&data) {
                     tracing::warn!(note = %id, %error, "another node's update cannot be applied");
+                    if error == DocumentError::Broken {
+                        let peers = std::mem::take(&mut loaded.peers);
+                        drop(loaded);
+                        self.reload(handle, peers);
+                    }
                     return;
                 }
                 relay(&loaded.peers, None, &data, Relay::Update);
@@ -714,6 +719,35 @@ impl Notes {
                         relay.unfollow(id);
                     }
                 }
+            }
+        }
+    }
+
+    /// Lets go of a note whose document broke (see
+    /// [`NoteDocument::integrate`]): the next to open it loads it from the
+    /// store, and its peers, closed with 4203, reconnect and sync again,
+    /// bringing back whatever of theirs the store lacks.
+    fn reload(&self, handle: &Arc<NoteHandle>, peers: HashMap<PeerId, PeerSink>) {
+        let removed = {
+            let mut open = self.open_map();
+            match open.get(&handle.id) {
+                Some(current) if Arc::ptr_eq(current, handle) => open.remove(&handle.id),
+                _ => None,
+            }
+        };
+        if removed.is_some()
+            && let Some(relay) = &self.relay
+        {
+            // Followed once, when it was loaded.
+            relay.unfollow(&handle.id);
+        }
+        let reason = "the note broke on an update and was reloaded; sync again";
+        for sink in peers.into_values() {
+            match sink {
+                PeerSink::Ws { outbox, .. } => {
+                    outbox.close(CloseCode::DocumentReset, reason, true);
+                }
+                PeerSink::Yjs(sink) => sink.close(CloseCode::DocumentReset, reason),
             }
         }
     }
@@ -854,11 +888,18 @@ impl Notes {
     ) -> Result<(), NotesError> {
         let edit = {
             let mut loaded = handle.lock_live()?;
-            let seq = loaded.document.apply(
+            let applied = loaded.document.apply(
                 data,
                 self.limits.max_update_bytes,
                 self.limits.max_document_bytes,
-            )?;
+            );
+            if applied == Err(DocumentError::Broken) {
+                let peers = std::mem::take(&mut loaded.peers);
+                drop(loaded);
+                self.reload(handle, peers);
+                return Err(DocumentError::Broken.into());
+            }
+            let seq = applied?;
             relay(&loaded.peers, Some(from), data, Relay::Update);
             self.tell_nodes(&handle.id, NoteChange::Update(data.to_vec()));
             loaded.after_edit(seq)

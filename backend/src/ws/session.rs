@@ -733,7 +733,9 @@ fn note_error(error: &NotesError) -> HubError {
         NotesError::Deleted => ErrorCode::NoteDeleted,
         // A fresh random id taken: practically never; a retry gets another.
         NotesError::IdTaken => ErrorCode::Internal,
-        NotesError::Document(DocumentError::InvalidUpdate(_)) => ErrorCode::InvalidUpdate,
+        NotesError::Document(DocumentError::InvalidUpdate(_) | DocumentError::Broken) => {
+            ErrorCode::InvalidUpdate
+        }
         NotesError::Document(
             DocumentError::UpdateTooLarge { .. } | DocumentError::DocumentTooLarge { .. },
         ) => ErrorCode::DocumentTooLarge,
