@@ -8,6 +8,7 @@
 //
 //   node bench/soak.mjs [--seconds 600] [--clients 10000] [--churn 100]
 //                       [--rate 200] [--max-growth-percent 15]
+//   node bench/soak.mjs --storm-within-ms 1000 --seconds 30   (reconnect storm)
 //
 // The test command runs a 60-second version (`.ci/dev test`); the long
 // mode is `.ci/dev soak` (600 s). Needs release builds of rookery and
@@ -27,6 +28,9 @@ const clients = option(args, 'clients', '10000');
 const churn = option(args, 'churn', '100');
 const rate = option(args, 'rate', '200');
 const maxGrowth = option(args, 'max-growth-percent', '15');
+// --storm-within-ms N: a reconnect storm half-way instead of churn (every
+// client drops at once and is back within N ms); memory is not judged.
+const storm = option(args, 'storm-within-ms', null);
 
 const dataDir = mkdtempSync(join(tmpdir(), 'rookery-soak-'));
 // Chat-like channels (presence with joins and leaves, history) whose
@@ -49,7 +53,8 @@ try {
   const bench = spawn('bash', ['-c', 'ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec taskset -c 1 "$@"', 'bash',
     join(RELEASE, 'rookery-bench'), '--url', `ws://127.0.0.1:${port}/ws`, '--pid', String(server.pid), 'soak',
     '--clients', clients, '--seconds', seconds, '--churn', churn, '--rate', rate,
-    '--sources', '20', '--namespace', 'soak', '--max-growth-percent', maxGrowth,
+    '--sources', '20', '--namespace', 'soak',
+    ...(storm ? ['--storm-within-ms', storm] : ['--max-growth-percent', maxGrowth]),
   ], { stdio: 'inherit' });
   status = await new Promise((resolve) => bench.on('exit', (code) => resolve(code ?? 1)));
 } finally {

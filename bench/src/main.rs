@@ -14,6 +14,8 @@
 //!   speaks only the subset the peer servers in `bench/peers/` share, so
 //!   the same run measures Rookery, Bun, Node `ws` and the tokio floor.
 //!
+//! - `channels`: N connections, each on a personal channel and a group
+//!   channel of 10: the cost of many small channels.
 //! - `soak`: N clients leaving and coming back (recovering what they
 //!   missed) for a long time while publications flow; fails unless every
 //!   acknowledged publication reached every client exactly once and the
@@ -22,6 +24,7 @@
 //! The server's process id (`--pid`) is read from `/proc` for CPU and RSS.
 //! `--json` adds one line `RESULT {…}` for scripts (`bench/compare.mjs`).
 
+mod channels;
 mod client;
 mod fanout;
 mod lean;
@@ -90,6 +93,23 @@ enum Scenario {
         #[arg(long, default_value_t = 1)]
         sources: usize,
     },
+    /// Many small channels: each connection on a personal channel and a
+    /// group's (the server needs the namespace: see bench/compare.mjs)
+    Channels {
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        group: usize,
+        /// Publications per second, half personal, half to groups
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1)]
+        sources: usize,
+        #[arg(long, default_value = "bench")]
+        namespace: String,
+    },
     /// Clients coming and going while publications flow: nothing lost,
     /// memory flat
     Soak {
@@ -115,6 +135,11 @@ enum Scenario {
         /// through by more than this
         #[arg(long)]
         max_growth_percent: Option<f64>,
+        /// A reconnect storm instead of churn: half-way through, every
+        /// client drops its socket at once and comes back within this many
+        /// milliseconds, recovering what it missed
+        #[arg(long)]
+        storm_within_ms: Option<u64>,
     },
     /// One note, N editors typing at a steady rate
     Notes {
@@ -145,6 +170,24 @@ async fn main() -> anyhow::Result<()> {
             rate,
             seconds,
         } => notes::run(&cli.url, pid, editors, rate, seconds).await?,
+        Scenario::Channels {
+            clients,
+            group,
+            rate,
+            seconds,
+            sources,
+            namespace,
+        } => {
+            let spec = channels::ManyChannels {
+                clients,
+                group,
+                rate,
+                seconds,
+                sources,
+                namespace,
+            };
+            channels::run(&cli.url, pid, &spec).await?
+        }
         Scenario::Soak {
             clients,
             channels,
@@ -154,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
             sources,
             namespace,
             max_growth_percent,
+            storm_within_ms,
         } => {
             let spec = soak::Soak {
                 clients,
@@ -164,6 +208,7 @@ async fn main() -> anyhow::Result<()> {
                 sources,
                 namespace,
                 max_growth_percent,
+                storm_within_ms,
             };
             let (report, ok) = soak::run(&cli.url, pid, &spec).await?;
             println!("{report}");

@@ -13,6 +13,11 @@
 //! reach its channel's last acknowledged offset with no gap and no
 //! duplicate on the way.
 //!
+//! With `storm_within_ms` there is no churn but a reconnect storm: half-way
+//! through, every client drops its socket at the same moment and comes back
+//! within that many milliseconds, recovering what it missed; the report
+//! says how long until everyone was back and what it cost the server.
+//!
 //! The server's RSS is sampled every second; the check compares the end
 //! with the sample taken half-way: by then history is full and the
 //! allocator has seen a few thousand connections come and go, so what
@@ -27,19 +32,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
 use rand::Rng;
 use rookery_common::{
     ChannelName, ClientMessage, CommandId, ServerMessage, StreamPosition, decode_server,
 };
 use serde_json::json;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::client::{self, Reader, Writer};
 use crate::lean;
-use crate::proc_stats::rss_kib;
+use crate::proc_stats::{cpu_time, rss_kib};
 
 #[derive(Debug, Clone)]
 pub struct Soak {
@@ -55,6 +61,20 @@ pub struct Soak {
     pub namespace: String,
     /// Fail when the server's RSS grows by more than this after warm-up.
     pub max_growth_percent: Option<f64>,
+    /// A reconnect storm instead of churn: half-way through, every client
+    /// drops its socket at once and comes back within this many
+    /// milliseconds (spread at random), recovering what it missed.
+    pub storm_within_ms: Option<u64>,
+}
+
+/// The reconnect storm: when it broke out, and how everyone came back.
+struct Storm {
+    signal: watch::Sender<bool>,
+    started: std::sync::OnceLock<Instant>,
+    within_ms: u64,
+    rejoined: AtomicU64,
+    /// Milliseconds from the storm to each client's recovered subscription.
+    back_after: Mutex<Histogram<u64>>,
 }
 
 /// What the clients saw, added up.
@@ -101,7 +121,16 @@ pub async fn run(url: &str, pid: Option<u32>, spec: &Soak) -> anyhow::Result<(St
             .collect::<Result<_, _>>()?,
     );
     let tally = Arc::new(Tally::default());
-    let churning = Arc::new(AtomicBool::new(true));
+    let storm = spec.storm_within_ms.map(|within_ms| {
+        Arc::new(Storm {
+            signal: watch::channel(false).0,
+            started: std::sync::OnceLock::new(),
+            within_ms,
+            rejoined: AtomicU64::new(0),
+            back_after: Mutex::new(Histogram::new_with_bounds(1, 600_000, 3).expect("bounds")),
+        })
+    });
+    let churning = Arc::new(AtomicBool::new(storm.is_none()));
     let run_over = Arc::new(AtomicBool::new(false));
     let progress: Arc<Vec<Progress>> = Arc::new(
         (0..spec.clients)
@@ -132,6 +161,9 @@ pub async fn run(url: &str, pid: Option<u32>, spec: &Soak) -> anyhow::Result<(St
             churning: churning.clone(),
             run_over: run_over.clone(),
             mean_life: spec.clients as f64 / spec.churn.max(1e-9),
+            storm: storm
+                .as_ref()
+                .map(|storm| (storm.clone(), storm.signal.subscribe())),
         };
         let opening = opening.clone();
         tasks.push(tokio::spawn(client.live(opening, sender)));
@@ -169,8 +201,22 @@ pub async fn run(url: &str, pid: Option<u32>, spec: &Soak) -> anyhow::Result<(St
     let soak_started = Instant::now();
     let mut samples: Vec<(Duration, u64)> = Vec::new();
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut storm_cpu: Option<(Duration, Option<Duration>)> = None;
     while soak_started.elapsed() < run_for {
         ticker.tick().await;
+        if let Some(storm) = &storm {
+            if storm.started.get().is_none() && soak_started.elapsed() >= warm_up {
+                let cpu = pid.and_then(cpu_time);
+                let _ = storm.started.set(Instant::now());
+                storm.signal.send_replace(true);
+                storm_cpu = cpu.map(|cpu| (cpu, None));
+            }
+            if let Some((before, after @ None)) = &mut storm_cpu
+                && storm.rejoined.load(Ordering::Relaxed) >= spec.clients as u64
+            {
+                *after = pid.and_then(cpu_time).map(|cpu| cpu - *before);
+            }
+        }
         if let Some(rss) = pid.and_then(rss_kib) {
             samples.push((soak_started.elapsed(), rss));
         }
@@ -216,7 +262,7 @@ pub async fn run(url: &str, pid: Option<u32>, spec: &Soak) -> anyhow::Result<(St
 
     let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let mut report = format!(
-        "soak: {} clients on {} channels for {} s, {:.0} reconnections/s, {:.0} publications/s\n\
+        "soak: {} clients on {} channels for {} s, {}, {:.0} publications/s\n\
          connected and subscribed in {:.1} s\n\
          publications acknowledged: {n_published}; deliveries {} ({} of them recovered after a reconnect)\n\
          reconnections {}, recovered:false {}, failures {}\n\
@@ -224,7 +270,10 @@ pub async fn run(url: &str, pid: Option<u32>, spec: &Soak) -> anyhow::Result<(St
         spec.clients,
         spec.channels,
         spec.seconds,
-        spec.churn,
+        match spec.storm_within_ms {
+            Some(_) => "one reconnect storm half-way".to_owned(),
+            None => format!("{:.0} reconnections/s", spec.churn),
+        },
         spec.rate,
         connect_time.as_secs_f64(),
         get(&tally.delivered),
@@ -241,11 +290,34 @@ pub async fn run(url: &str, pid: Option<u32>, spec: &Soak) -> anyhow::Result<(St
         connections_left.map_or("?".into(), |n| n.to_string()),
         released_in.as_secs_f64(),
     );
+    if let Some(storm) = &storm {
+        let back = storm.back_after.lock().unwrap();
+        let n_back = storm.rejoined.load(Ordering::Relaxed);
+        report += &format!(
+            "storm: all {} clients dropped at once, back within {} ms (spread): {n_back} back and \
+             recovered; from the storm to a recovered subscription p50 {} ms, p99 {} ms, max {} ms\n",
+            spec.clients,
+            storm.within_ms,
+            back.value_at_quantile(0.5),
+            back.value_at_quantile(0.99),
+            back.max(),
+        );
+        if let Some((_, Some(cpu))) = storm_cpu {
+            report += &format!(
+                "server CPU from the storm until everyone was back: {:.2} s\n",
+                cpu.as_secs_f64()
+            );
+        }
+    }
     let mut memory_ok = sockets_left == Some(0) && connections_left == Some(0);
     if !memory_ok {
         report += "FAIL: the server still holds departed clients\n";
     }
-    let delivery_ok = get(&tally.gaps) == 0
+    let everyone_back = storm
+        .as_ref()
+        .is_none_or(|storm| storm.rejoined.load(Ordering::Relaxed) >= spec.clients as u64);
+    let delivery_ok = everyone_back
+        && get(&tally.gaps) == 0
         && get(&tally.duplicates) == 0
         && get(&tally.not_recovered) == 0
         && n_behind == 0
@@ -365,6 +437,9 @@ struct Client {
     churning: Arc<AtomicBool>,
     run_over: Arc<AtomicBool>,
     mean_life: f64,
+    /// The storm, if this run has one, and its signal (taken while the
+    /// client reads).
+    storm: Option<(Arc<Storm>, watch::Receiver<bool>)>,
 }
 
 impl Client {
@@ -412,6 +487,14 @@ impl Client {
                     tokio::time::sleep(Duration::from_millis(away)).await;
                 }
                 Ended::Refused => drop((writer, reader)),
+                Ended::Storm => {
+                    // Everyone at once: gone without a word, back within
+                    // the storm's spread.
+                    drop((writer, reader));
+                    let within = self.storm.as_ref().map_or(1, |(storm, _)| storm.within_ms);
+                    let away = rand::rng().random_range(0..within.max(1));
+                    tokio::time::sleep(Duration::from_millis(away)).await;
+                }
                 Ended::RunOver => {
                     close(&mut writer).await;
                     return;
@@ -427,6 +510,13 @@ impl Client {
                 }
             };
             Tally::add(&self.tally.reconnects, 1);
+            if let Some((storm, _)) = &self.storm
+                && let Some(started) = storm.started.get()
+            {
+                let back_after = started.elapsed().as_millis() as u64;
+                let _ = storm.back_after.lock().unwrap().record(back_after.max(1));
+                storm.rejoined.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -502,9 +592,18 @@ impl Client {
         let until = tokio::time::sleep(life.unwrap_or(Duration::from_secs(365 * 86_400)));
         tokio::pin!(until);
         let mut check = tokio::time::interval(Duration::from_millis(250));
+        // Pending until the storm breaks out (once), if there is one.
+        let mut storm = self
+            .storm
+            .as_ref()
+            .filter(|(storm, _)| storm.started.get().is_none())
+            .map(|(_, signal)| signal.clone());
         loop {
             tokio::select! {
                 () = &mut until, if life.is_some() => return Ended::Lived,
+                _ = async {
+                    storm.as_mut().expect("guarded").wait_for(|broke| *broke).await.is_ok()
+                }, if storm.is_some() => return Ended::Storm,
                 _ = check.tick() => {
                     if self.run_over.load(Ordering::Relaxed) {
                         return Ended::RunOver;
@@ -583,6 +682,8 @@ enum Ended {
     Refused,
     /// The run is over: close and go.
     RunOver,
+    /// The reconnect storm broke out.
+    Storm,
 }
 
 async fn close(writer: &mut Writer) {
