@@ -84,13 +84,17 @@ pub async fn run(url: &str, pid: Option<u32>, spec: &ManyChannels) -> anyhow::Re
         let histogram = histogram.clone();
         let mut stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
-            let _writer = writer;
+            // Answers the server's heartbeat, so long runs are not closed.
+            let mut writer = writer;
             let mut local = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("bounds");
             loop {
                 tokio::select! {
                     message = reader.next() => match message {
                         Some(Ok(Message::Text(text))) => {
                             let Some((_, stamp)) = lean::read_stamp(text.as_str()) else {
+                                if text.as_str().contains(r#""type":"ping""#) {
+                                    let _ = writer.send(Message::text(r#"{"type":"pong"}"#)).await;
+                                }
                                 continue;
                             };
                             if stamp >= measure_from.load(Ordering::Relaxed) {

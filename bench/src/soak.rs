@@ -164,6 +164,7 @@ pub async fn run(url: &str, pid: Option<u32>, spec: &Soak) -> anyhow::Result<(St
             storm: storm
                 .as_ref()
                 .map(|storm| (storm.clone(), storm.signal.subscribe())),
+            back_from_storm: false,
         };
         let opening = opening.clone();
         tasks.push(tokio::spawn(client.live(opening, sender)));
@@ -384,6 +385,7 @@ async fn publish(
     let mut next_id = 10;
     let mut n_acked = 0;
     let mut stop_check = tokio::time::interval(Duration::from_millis(100));
+    let mut stopped_at: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = stop_check.tick() => {}
@@ -404,6 +406,9 @@ async fn publish(
                 };
                 let Message::Text(text) = message? else { continue };
                 match decode_server(text.as_str())? {
+                    ServerMessage::Published { id: Some(CommandId(id)), position: None, .. } => {
+                        anyhow::bail!("publication {id} acknowledged without a position: the namespace keeps no history");
+                    }
                     ServerMessage::Published { id: Some(CommandId(id)), position: Some(position), .. } => {
                         let channel = sent.remove(&id).context("an unknown ack")?;
                         let mut acked = acked.lock().unwrap();
@@ -419,8 +424,18 @@ async fn publish(
                 }
             }
         }
-        if !publishing.load(Ordering::Relaxed) && sent.is_empty() {
-            return Ok(n_acked);
+        if !publishing.load(Ordering::Relaxed) {
+            let stopped_at = *stopped_at.get_or_insert_with(Instant::now);
+            if sent.is_empty() {
+                return Ok(n_acked);
+            }
+            // An acknowledgement that never comes fails the run rather
+            // than hanging it.
+            anyhow::ensure!(
+                stopped_at.elapsed() < Duration::from_secs(30),
+                "{} publications never acknowledged",
+                sent.len()
+            );
         }
     }
 }
@@ -440,6 +455,7 @@ struct Client {
     /// The storm, if this run has one, and its signal (taken while the
     /// client reads).
     storm: Option<(Arc<Storm>, watch::Receiver<bool>)>,
+    back_from_storm: bool,
 }
 
 impl Client {
@@ -505,6 +521,9 @@ impl Client {
                     Ok(socket) => break socket,
                     Err(error) => {
                         self.tally.failed(format!("reconnecting: {error}"));
+                        if self.run_over.load(Ordering::Relaxed) {
+                            return;
+                        }
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }
@@ -512,7 +531,11 @@ impl Client {
             Tally::add(&self.tally.reconnects, 1);
             if let Some((storm, _)) = &self.storm
                 && let Some(started) = storm.started.get()
+                && !self.back_from_storm
             {
+                // Once per client: its first recovered subscription after
+                // the storm.
+                self.back_from_storm = true;
                 let back_after = started.elapsed().as_millis() as u64;
                 let _ = storm.back_after.lock().unwrap().record(back_after.max(1));
                 storm.rejoined.fetch_add(1, Ordering::Relaxed);
@@ -653,14 +676,19 @@ impl Client {
     fn take(&mut self, position: Option<StreamPosition>) {
         let Some(position) = position else { return };
         Tally::add(&self.tally.delivered, 1);
-        if let Some(last) = &self.position
-            && last.epoch == position.epoch
-        {
-            if position.offset <= last.offset {
+        if let Some(last) = &self.position {
+            if last.epoch != position.epoch {
+                // The stream was reset under the client: what it held of
+                // the old one cannot be accounted for.
+                self.tally
+                    .failed("the channel's stream was reset (a new epoch)".into());
+                Tally::add(&self.tally.not_recovered, 1);
+            } else if position.offset <= last.offset {
                 Tally::add(&self.tally.duplicates, 1);
                 return;
+            } else {
+                Tally::add(&self.tally.gaps, position.offset - last.offset - 1);
             }
-            Tally::add(&self.tally.gaps, position.offset - last.offset - 1);
         }
         self.position = Some(position);
     }

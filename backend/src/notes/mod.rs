@@ -793,7 +793,7 @@ impl Notes {
         &self,
         handle: &'h NoteHandle,
     ) -> Result<Option<MutexGuard<'h, Loaded>>, NotesError> {
-        let open = self.open_map();
+        let mut open = self.open_map();
         let registered = open
             .get(&handle.id)
             .is_some_and(|current| std::ptr::eq(Arc::as_ptr(current), handle));
@@ -801,6 +801,13 @@ impl Notes {
             return Ok(None);
         }
         let loaded = handle.lock_live()?;
+        if loaded.document.is_broken() {
+            // Given up, and about to be let go (`reload`): whoever comes
+            // now opens the note afresh.
+            drop(loaded);
+            open.remove(&handle.id);
+            return Ok(None);
+        }
         drop(open);
         Ok(Some(loaded))
     }
@@ -1030,7 +1037,18 @@ impl Notes {
             Some(turn) => turn,
             None => handle.snapshot_writes.lock().await,
         };
-        let (data, upto) = handle.lock().document.snapshot();
+        let (data, upto) = {
+            let loaded = handle.lock();
+            if loaded.document.is_broken() {
+                // What the store may lack of it went with the given-up
+                // document: nothing after it may be acknowledged as
+                // covering it (its editors send it again after 4203).
+                return Err(StoreError::Corrupt(
+                    "the note was given up; its editors sync again".into(),
+                ));
+            }
+            loaded.document.snapshot()
+        };
         let written = self.store.compact(&handle.id, &data, upto).await;
         let mut loaded = handle.lock();
         match &written {
@@ -1400,6 +1418,50 @@ mod tests {
             .open_map()
             .get(&handle.id)
             .is_some_and(|current| Arc::ptr_eq(current, handle))
+    }
+
+    #[tokio::test]
+    async fn a_document_yrs_panics_in_is_reloaded_and_its_peers_sync_again() {
+        let store = TestStore::new("broken").await;
+        let notes = notes(&store);
+        let mut handle = notes.open("n").await.unwrap();
+        let typist = Typist::new();
+        notes
+            .update(&handle, 0, &typist.type_text("kept"))
+            .await
+            .unwrap();
+        let (sink, mut frames) = yjs_sink();
+        let (peer, _) = notes.join_yjs(&mut handle, sink).await.unwrap();
+        // Stands in for yrs panicking inside a transaction (see
+        // `NoteDocument::integrate`): an observer runs in the commit.
+        handle
+            .lock()
+            .document
+            .doc()
+            .observe_update_v1("panics", |_, _| panic!("a panic inside yrs"))
+            .unwrap();
+        let broke = notes
+            .update(&handle, peer, &typist.type_text(" lost"))
+            .await;
+        assert!(
+            matches!(broke, Err(NotesError::Document(DocumentError::Broken))),
+            "{broke:?}"
+        );
+        // Its peers are told to reconnect and sync again; the handle is let
+        // go, and the note comes back from the store with what was saved.
+        loop {
+            match frames.recv().await.expect("the sink is closed") {
+                YjsOut::Close(code, _) => {
+                    assert_eq!(code, CloseCode::DocumentReset);
+                    break;
+                }
+                YjsOut::Frame(_) => {}
+            }
+        }
+        assert!(!is_registered(&notes, &handle));
+        let reloaded = notes.open("n").await.unwrap();
+        assert!(!Arc::ptr_eq(&reloaded, &handle));
+        assert_eq!(notes.body(&reloaded), "kept");
     }
 
     #[tokio::test]
