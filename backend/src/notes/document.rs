@@ -9,8 +9,9 @@
 use std::collections::{HashMap, HashSet};
 
 use yrs::ClientID;
+use yrs::encoding::read::{Cursor, Read};
 use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
-use yrs::updates::decoder::Decode;
+use yrs::updates::decoder::{Decode, Decoder, DecoderV1};
 use yrs::updates::encoder::Encode;
 use yrs::{
     Doc, GetString, IdSet, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update,
@@ -98,8 +99,9 @@ fn decode_update(data: &[u8]) -> Result<Update, DocumentError> {
     // yrs may panic on malformed input too (an overflowing clock in debug
     // builds): contained like the panics of integrating (`integrate`).
     let decoded = std::panic::catch_unwind(|| {
-        let update =
-            Update::decode_v1(data).map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+        let mut decoder = ClientCheckingDecoder(DecoderV1::new(Cursor::new(data)));
+        let update = Update::decode(&mut decoder)
+            .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
         let again = Update::decode_v1(&update.encode_v1()).map_err(|_| {
             DocumentError::InvalidUpdate("an update that does not encode back to itself".into())
         })?;
@@ -120,6 +122,83 @@ fn decode_update(data: &[u8]) -> Result<Update, DocumentError> {
             "an update yrs cannot decode".into(),
         ))
     })
+}
+
+/// Yjs client ids are 53 bits (JavaScript's safe integers); yrs keeps them
+/// in a u64 with the top 11 bits set, so two ids that differ only up there
+/// become one client, whose blocks then overlap: yrs integrates those
+/// unchecked and corrupts its memory (found by the `yjs_integrate` target).
+/// This decoder refuses such an id wherever an update names a block's
+/// client or origin.
+struct ClientCheckingDecoder<'a>(DecoderV1<'a>);
+
+const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
+
+impl ClientCheckingDecoder<'_> {
+    fn read_checked_client(&mut self) -> Result<ClientID, yrs::encoding::read::Error> {
+        let client: u64 = self.0.read_var()?;
+        if client > MAX_CLIENT_ID {
+            return Err(yrs::encoding::read::Error::UnexpectedValue);
+        }
+        Ok(ClientID::new(client))
+    }
+
+    fn read_checked_id(&mut self) -> Result<yrs::ID, yrs::encoding::read::Error> {
+        let client = self.read_checked_client()?;
+        let clock: u32 = self.0.read_var()?;
+        Ok(yrs::ID::new(client, clock))
+    }
+}
+
+impl Read for ClientCheckingDecoder<'_> {
+    fn read_exact(&mut self, len: usize) -> Result<&[u8], yrs::encoding::read::Error> {
+        self.0.read_exact(len)
+    }
+}
+
+impl Decoder for ClientCheckingDecoder<'_> {
+    fn reset_ds_cur_val(&mut self) {
+        self.0.reset_ds_cur_val();
+    }
+    fn read_ds_clock(&mut self) -> Result<u32, yrs::encoding::read::Error> {
+        self.0.read_ds_clock()
+    }
+    fn read_ds_len(&mut self) -> Result<u32, yrs::encoding::read::Error> {
+        self.0.read_ds_len()
+    }
+    fn read_left_id(&mut self) -> Result<yrs::ID, yrs::encoding::read::Error> {
+        self.read_checked_id()
+    }
+    fn read_right_id(&mut self) -> Result<yrs::ID, yrs::encoding::read::Error> {
+        self.read_checked_id()
+    }
+    fn read_client(&mut self) -> Result<ClientID, yrs::encoding::read::Error> {
+        self.read_checked_client()
+    }
+    fn read_info(&mut self) -> Result<u8, yrs::encoding::read::Error> {
+        self.0.read_info()
+    }
+    fn read_parent_info(&mut self) -> Result<bool, yrs::encoding::read::Error> {
+        self.0.read_parent_info()
+    }
+    fn read_type_ref(&mut self) -> Result<u8, yrs::encoding::read::Error> {
+        self.0.read_type_ref()
+    }
+    fn read_len(&mut self) -> Result<u32, yrs::encoding::read::Error> {
+        self.0.read_len()
+    }
+    fn read_any(&mut self) -> Result<yrs::Any, yrs::encoding::read::Error> {
+        self.0.read_any()
+    }
+    fn read_json(&mut self) -> Result<yrs::Any, yrs::encoding::read::Error> {
+        self.0.read_json()
+    }
+    fn read_key(&mut self) -> Result<std::sync::Arc<str>, yrs::encoding::read::Error> {
+        self.0.read_key()
+    }
+    fn read_to_end(&mut self) -> Result<&[u8], yrs::encoding::read::Error> {
+        self.0.read_to_end()
+    }
 }
 
 /// Whether a peer's update would be accepted for integration: decoded, its
@@ -953,5 +1032,27 @@ mod tests {
         note.sync_step1(&StateVector::default().encode_v1())
             .unwrap();
         note.snapshot();
+    }
+
+    #[test]
+    fn a_client_id_over_53_bits_is_refused_while_decoding() {
+        // yrs keeps ids with their top 11 bits set: 2^53 and 0 would be one
+        // client (the `yjs_integrate` target found updates that relied on
+        // it to overlap blocks).
+        let mut update = vec![1, 1];
+        let mut client: u64 = 1 << 53;
+        while client >= 0x80 {
+            update.push((client as u8 & 0x7f) | 0x80);
+            client >>= 7;
+        }
+        update.push(client as u8);
+        // Clock 0, one GC block of length 1, an empty delete set.
+        update.extend([0, 0, 1, 0]);
+        assert_eq!(
+            decode_update(&update).map(drop),
+            Err(DocumentError::InvalidUpdate(
+                "while reading, an unexpected value was found".into()
+            ))
+        );
     }
 }
