@@ -115,12 +115,31 @@ fn decode_update(data: &[u8]) -> Result<Update, DocumentError> {
                 "an update whose blocks overlap".into(),
             ));
         }
+        // Clocks are u32 and release builds of yrs add block lengths to
+        // them unchecked: a client starting near the top wraps around, and
+        // the note can no longer be synced to a newcomer (found by the
+        // `yjs_integrate` target). No real client makes 2^31 edits.
+        if beyond_clock_limit(&update.insertions(true)) || beyond_clock_limit(update.delete_set()) {
+            return Err(DocumentError::InvalidUpdate(
+                "an update with clocks beyond 2^31".into(),
+            ));
+        }
         Ok(update)
     });
     decoded.unwrap_or_else(|_| {
         Err(DocumentError::InvalidUpdate(
             "an update yrs cannot decode".into(),
         ))
+    })
+}
+
+/// Whether `set` names a clock at or past 2^31 (see `decode_update`).
+fn beyond_clock_limit(set: &IdSet) -> bool {
+    const LIMIT: u32 = 1 << 31;
+    set.iter().any(|(_, ranges)| {
+        ranges
+            .iter()
+            .any(|range| range.start >= LIMIT || range.end > LIMIT || range.start > range.end)
     })
 }
 
@@ -1052,6 +1071,26 @@ mod tests {
             decode_update(&update).map(drop),
             Err(DocumentError::InvalidUpdate(
                 "while reading, an unexpected value was found".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn clocks_beyond_2_31_are_refused() {
+        // One GC block of length 1 at clock 2^31 for client 1: yrs would
+        // take it, and near u32::MAX release builds wrap around.
+        let mut update = vec![1, 1, 1];
+        let mut clock: u32 = 1 << 31;
+        while clock >= 0x80 {
+            update.push((clock as u8 & 0x7f) | 0x80);
+            clock >>= 7;
+        }
+        update.push(clock as u8);
+        update.extend([0, 1, 0]);
+        assert_eq!(
+            decode_update(&update).map(drop),
+            Err(DocumentError::InvalidUpdate(
+                "an update with clocks beyond 2^31".into()
             ))
         );
     }
