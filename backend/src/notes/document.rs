@@ -9,14 +9,15 @@
 use std::collections::{HashMap, HashSet};
 
 use yrs::ClientID;
-use yrs::encoding::read::{Cursor, Read};
 use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
-use yrs::updates::decoder::{Decode, Decoder, DecoderV1};
+use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{
     Doc, GetString, IdSet, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update,
     WriteTxn,
 };
+
+use super::checked_decoder::{CLOCK_LIMIT, CheckedDecoderV1};
 
 /// Names of the shared types other Yjs clients edit.
 pub use rookery_common::notes::{BODY, TITLE};
@@ -29,8 +30,9 @@ pub enum DocumentError {
     UpdateTooLarge { size: usize, limit: usize },
     #[error("the document would grow over {limit} bytes")]
     DocumentTooLarge { limit: usize },
-    /// yrs panicked integrating an update: the document was given up (see
-    /// [`NoteDocument::integrate`]) and must be loaded again from the store.
+    /// yrs panicked integrating an update, or refused one halfway through:
+    /// the document was given up (see [`NoteDocument::integrate`]) and must
+    /// be loaded again from the store.
     #[error("the document broke integrating an update and must be reloaded")]
     Broken,
 }
@@ -94,14 +96,19 @@ pub fn check_declared_count(data: &[u8]) -> Result<(), DocumentError> {
 /// bytes) is kept as "pending", and every later sync of the note then
 /// panics inside yrs while merging it — one message would break the note
 /// for good. Re-encoding and decoding it once more catches it.
-fn decode_update(data: &[u8]) -> Result<Update, DocumentError> {
+fn decode_update(data: &[u8]) -> Result<Decoded, DocumentError> {
     check_declared_count(data)?;
     // yrs may panic on malformed input too (an overflowing clock in debug
     // builds): contained like the panics of integrating (`integrate`).
     let decoded = std::panic::catch_unwind(|| {
-        let mut decoder = ClientCheckingDecoder(DecoderV1::new(Cursor::new(data)));
+        let mut decoder = CheckedDecoderV1::new(data);
         let update = Update::decode(&mut decoder)
             .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+        // A gap in a client's blocks: what follows it could only be kept
+        // pending (see `NoteDocument::applicable`).
+        if decoder.skips > 0 {
+            return Err(DocumentError::InvalidUpdate("an update with gaps".into()));
+        }
         let again = Update::decode_v1(&update.encode_v1()).map_err(|_| {
             DocumentError::InvalidUpdate("an update that does not encode back to itself".into())
         })?;
@@ -116,15 +123,17 @@ fn decode_update(data: &[u8]) -> Result<Update, DocumentError> {
             ));
         }
         // Clocks are u32 and release builds of yrs add block lengths to
-        // them unchecked: a client starting near the top wraps around, and
-        // the note can no longer be synced to a newcomer (found by the
-        // `yjs_integrate` target). No real client makes 2^31 edits.
+        // them unchecked: the decoder keeps every sum below 2^32, and here
+        // a client's blocks may not reach past 2^31 (see `checked_decoder`).
         if beyond_clock_limit(&update.insertions(true)) || beyond_clock_limit(update.delete_set()) {
             return Err(DocumentError::InvalidUpdate(
                 "an update with clocks beyond 2^31".into(),
             ));
         }
-        Ok(update)
+        Ok(Decoded {
+            update,
+            needs: decoder.needs,
+        })
     });
     decoded.unwrap_or_else(|_| {
         Err(DocumentError::InvalidUpdate(
@@ -133,9 +142,17 @@ fn decode_update(data: &[u8]) -> Result<Update, DocumentError> {
     })
 }
 
+/// A peer's update, read and checked on its own (`decode_update`).
+struct Decoded {
+    update: Update,
+    /// Per client, the clock just past the newest one the update's origins
+    /// and parents name: what it depends on.
+    needs: HashMap<ClientID, u32>,
+}
+
 /// Whether `set` names a clock at or past 2^31 (see `decode_update`).
 fn beyond_clock_limit(set: &IdSet) -> bool {
-    const LIMIT: u32 = 1 << 31;
+    const LIMIT: u32 = CLOCK_LIMIT;
     set.iter().any(|(_, ranges)| {
         ranges
             .iter()
@@ -143,81 +160,68 @@ fn beyond_clock_limit(set: &IdSet) -> bool {
     })
 }
 
-/// Yjs client ids are 53 bits (JavaScript's safe integers); yrs keeps them
-/// in a u64 with the top 11 bits set, so two ids that differ only up there
-/// become one client, whose blocks then overlap: yrs integrates those
-/// unchecked and corrupts its memory (found by the `yjs_integrate` target).
-/// This decoder refuses such an id wherever an update names a block's
-/// client or origin.
-struct ClientCheckingDecoder<'a>(DecoderV1<'a>);
-
-const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
-
-impl ClientCheckingDecoder<'_> {
-    fn read_checked_client(&mut self) -> Result<ClientID, yrs::encoding::read::Error> {
-        let client: u64 = self.0.read_var()?;
-        if client > MAX_CLIENT_ID {
-            return Err(yrs::encoding::read::Error::UnexpectedValue);
+/// What of a peer's update the document at `state` can integrate now:
+/// the update without what the document already has, refused when it
+/// depends on edits the document lacks. yrs would keep such an update
+/// pending and integrate it once they arrive, trimming it again then, and
+/// trimming is where yrs corrupts memory (`without_known`).
+fn applicable(decoded: Decoded, state: &StateVector) -> Result<Update, DocumentError> {
+    let update = without_known(decoded.update, state)?;
+    let lacking =
+        || DocumentError::InvalidUpdate("an update that depends on edits the note lacks".into());
+    // Each client's blocks must go on from where the document's end.
+    if update
+        .state_vector_lower()
+        .iter()
+        .any(|(client, clock)| *clock > state.get(client))
+    {
+        return Err(lacking());
+    }
+    let mut reach = state.clone();
+    for (client, ranges) in update.insertions(true).iter() {
+        if let Some(end) = ranges.iter().map(|range| range.end).max() {
+            reach.set_max(*client, end);
         }
-        Ok(ClientID::new(client))
     }
-
-    fn read_checked_id(&mut self) -> Result<yrs::ID, yrs::encoding::read::Error> {
-        let client = self.read_checked_client()?;
-        let clock: u32 = self.0.read_var()?;
-        Ok(yrs::ID::new(client, clock))
+    if decoded
+        .needs
+        .iter()
+        .any(|(client, needed)| *needed > reach.get(client))
+    {
+        return Err(lacking());
     }
+    // Deleting what the document lacks: yrs would keep those deletions
+    // pending, and merging them into every later sync panicked inside
+    // yrs for some (found by `yjs_integrate`).
+    if update
+        .delete_set()
+        .iter()
+        .any(|(client, ranges)| ranges.iter().any(|range| range.end > reach.get(client)))
+    {
+        return Err(lacking());
+    }
+    Ok(update)
 }
 
-impl Read for ClientCheckingDecoder<'_> {
-    fn read_exact(&mut self, len: usize) -> Result<&[u8], yrs::encoding::read::Error> {
-        self.0.read_exact(len)
+/// `update` without the blocks a document at `state` already has. yrs
+/// trims an update itself by splitting its blocks at the document's
+/// clocks, and the right half of a split item keeps a pointer to the left
+/// half, which yrs then frees and reads while integrating (a
+/// use-after-free, found by the `yjs_integrate` target under
+/// AddressSanitizer; an update overlapping what the note has is ordinary,
+/// e.g. a full state sent by a peer). Encoding the difference writes the
+/// first new block from an offset instead, and nothing is split.
+fn without_known(update: Update, state: &StateVector) -> Result<Update, DocumentError> {
+    let overlaps = update
+        .state_vector_lower()
+        .iter()
+        .any(|(client, clock)| *clock < state.get(client));
+    if !overlaps {
+        return Ok(update);
     }
-}
-
-impl Decoder for ClientCheckingDecoder<'_> {
-    fn reset_ds_cur_val(&mut self) {
-        self.0.reset_ds_cur_val();
-    }
-    fn read_ds_clock(&mut self) -> Result<u32, yrs::encoding::read::Error> {
-        self.0.read_ds_clock()
-    }
-    fn read_ds_len(&mut self) -> Result<u32, yrs::encoding::read::Error> {
-        self.0.read_ds_len()
-    }
-    fn read_left_id(&mut self) -> Result<yrs::ID, yrs::encoding::read::Error> {
-        self.read_checked_id()
-    }
-    fn read_right_id(&mut self) -> Result<yrs::ID, yrs::encoding::read::Error> {
-        self.read_checked_id()
-    }
-    fn read_client(&mut self) -> Result<ClientID, yrs::encoding::read::Error> {
-        self.read_checked_client()
-    }
-    fn read_info(&mut self) -> Result<u8, yrs::encoding::read::Error> {
-        self.0.read_info()
-    }
-    fn read_parent_info(&mut self) -> Result<bool, yrs::encoding::read::Error> {
-        self.0.read_parent_info()
-    }
-    fn read_type_ref(&mut self) -> Result<u8, yrs::encoding::read::Error> {
-        self.0.read_type_ref()
-    }
-    fn read_len(&mut self) -> Result<u32, yrs::encoding::read::Error> {
-        self.0.read_len()
-    }
-    fn read_any(&mut self) -> Result<yrs::Any, yrs::encoding::read::Error> {
-        self.0.read_any()
-    }
-    fn read_json(&mut self) -> Result<yrs::Any, yrs::encoding::read::Error> {
-        self.0.read_json()
-    }
-    fn read_key(&mut self) -> Result<std::sync::Arc<str>, yrs::encoding::read::Error> {
-        self.0.read_key()
-    }
-    fn read_to_end(&mut self) -> Result<&[u8], yrs::encoding::read::Error> {
-        self.0.read_to_end()
-    }
+    let difference = yrs::diff_updates_v1(&update.encode_v1(), &state.encode_v1())
+        .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+    Update::decode_v1(&difference).map_err(|e| DocumentError::InvalidUpdate(e.to_string()))
 }
 
 /// Whether a peer's update would be accepted for integration: decoded, its
@@ -267,6 +271,7 @@ impl NoteDocument {
                 {
                     let update = Update::decode_v1(data)
                         .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+                    let update = without_known(update, &txn.state_vector())?;
                     txn.apply_update(update)
                         .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
                 }
@@ -341,12 +346,13 @@ impl NoteDocument {
     /// process. So the transaction is kept from unwinding's drop: one that
     /// panicked is leaked, with the document's lock, and the document is
     /// replaced at once so that nothing waits on that lock.
-    fn integrate(&mut self, update: Update) -> Result<(), DocumentError> {
+    fn integrate(&mut self, decoded: Decoded) -> Result<(), DocumentError> {
         if self.broken {
             return Err(DocumentError::Broken);
         }
         let doc = &self.doc;
         let before = doc.transact().state_vector();
+        let update = applicable(decoded, &before)?;
         let integrated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut txn = std::mem::ManuallyDrop::new(doc.transact_mut());
             let applied = txn.apply_update(update);
@@ -359,7 +365,19 @@ impl NoteDocument {
                 // What yrs cannot encode again it left pending: dropped.
                 let healed = self.heal_pending();
                 self.ensure_encodable(&before)?;
+                if healed.is_err() && self.doc.transact().state_vector() != before {
+                    // The rest was integrated, and is refused with it.
+                    return Err(self.discard());
+                }
                 healed
+            }
+            // yrs may find an update invalid halfway, after integrating
+            // some of its blocks (an item whose parent is no type, found
+            // by `yjs_integrate`): the document then holds what is neither
+            // stored nor relayed, and is reloaded from the store.
+            Ok(Err(error)) if self.doc.transact().state_vector() != before => {
+                tracing::warn!(%error, "an update failed halfway: the note is reloaded");
+                Err(self.discard())
             }
             Ok(Err(error)) => Err(DocumentError::InvalidUpdate(error.to_string())),
             Err(_) => Err(self.give_up()),
@@ -393,7 +411,17 @@ impl NoteDocument {
         DocumentError::Broken
     }
 
-    /// Whether the document was given up (see [`Self::integrate`]).
+    /// Drops a document that holds part of a refused update: yrs is sound
+    /// but the document differs from what is stored and relayed. Like one
+    /// given up, it refuses everything until its owner reloads the note.
+    fn discard(&mut self) -> DocumentError {
+        self.doc = new_doc();
+        self.broken = true;
+        DocumentError::Broken
+    }
+
+    /// Whether the document was given up or discarded (see
+    /// [`Self::integrate`]): its owner must load the note again.
     pub fn is_broken(&self) -> bool {
         self.broken
     }
@@ -984,8 +1012,16 @@ mod tests {
             0, 42, 2, 2, 2, 0, 190, 190, 190, 190, 190, 190, 2, 0, 2, 0, 0, 2,
         ];
         let mut note = NoteDocument::empty();
-        assert_eq!(
+        // Its content also declares a length past the clock limit, which
+        // the decoder now refuses first.
+        assert!(matches!(
             note.apply(&poison, 1 << 16, 1 << 20),
+            Err(DocumentError::InvalidUpdate(_))
+        ));
+        // Plainly: client 1's GC blocks 0..2 and 1..3, in two runs.
+        let overlapping = [2, 1, 1, 0, 0, 2, 1, 1, 1, 0, 2, 0];
+        assert_eq!(
+            note.apply(&overlapping, 1 << 16, 1 << 20),
             Err(DocumentError::InvalidUpdate(
                 "an update whose blocks overlap".into()
             ))
@@ -1075,23 +1111,223 @@ mod tests {
         );
     }
 
-    #[test]
-    fn clocks_beyond_2_31_are_refused() {
-        // One GC block of length 1 at clock 2^31 for client 1: yrs would
-        // take it, and near u32::MAX release builds wrap around.
-        let mut update = vec![1, 1, 1];
-        let mut clock: u32 = 1 << 31;
-        while clock >= 0x80 {
-            update.push((clock as u8 & 0x7f) | 0x80);
-            clock >>= 7;
+    /// lib0's varUint.
+    fn var(mut n: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
         }
-        update.push(clock as u8);
-        update.extend([0, 1, 0]);
+        out.push(n as u8);
+        out
+    }
+
+    /// An update of one client's blocks (each encoded whole) and an empty
+    /// delete set.
+    fn blocks_of(client: u64, clock: u64, blocks: &[Vec<u8>]) -> Vec<u8> {
+        let mut update = vec![1];
+        update.extend(var(blocks.len() as u64));
+        update.extend(var(client));
+        update.extend(var(clock));
+        for block in blocks {
+            update.extend(block);
+        }
+        update.push(0);
+        update
+    }
+
+    fn gc(len: u64) -> Vec<u8> {
+        [vec![0], var(len)].concat()
+    }
+
+    fn skip(len: u64) -> Vec<u8> {
+        [vec![10], var(len)].concat()
+    }
+
+    const UNEXPECTED: &str = "while reading, an unexpected value was found";
+
+    #[test]
+    fn clocks_beyond_2_31_are_refused_while_decoding() {
+        // A client starting at 2^31, or at u32::MAX where a GC of length 2
+        // wrapped to 0 in release builds of yrs and the note could no
+        // longer be synced to a newcomer (found by `yjs_integrate`).
+        for start in [1 << 31, u64::from(u32::MAX)] {
+            assert_eq!(
+                decode_update(&blocks_of(1, start, &[gc(2)])).map(drop),
+                Err(DocumentError::InvalidUpdate(UNEXPECTED.into())),
+                "starting at {start}"
+            );
+        }
+        // Below the limit but running past it.
         assert_eq!(
-            decode_update(&update).map(drop),
+            decode_update(&blocks_of(1, (1 << 31) - 1, &[gc(2)])).map(drop),
             Err(DocumentError::InvalidUpdate(
                 "an update with clocks beyond 2^31".into()
             ))
         );
+        // Right up to it is fine.
+        assert!(decode_update(&blocks_of(1, (1 << 31) - 2, &[gc(2)])).is_ok());
+    }
+
+    #[test]
+    fn lengths_that_could_wrap_a_clock_are_refused_while_decoding() {
+        // A skip is no insertion, so nothing after decoding shows where it
+        // took the clock: its length is counted as it is read.
+        let wrapping_skip = blocks_of(1, 0, &[gc(1), skip(u64::from(u32::MAX)), gc(1)]);
+        // Lengths each harmless, together past the limit.
+        let adding_up = blocks_of(1, 0, &[gc(1 << 30), gc(1 << 30), gc(1)]);
+        // Deleted content (an item) declares its length too: info 1, a
+        // parent named by a key ("t").
+        let deleted = |len: u64| [vec![1, 1, 1, b't'], var(len)].concat();
+        let deleted_past = blocks_of(1, 0, &[deleted(1 << 30), deleted(1 << 30)]);
+        for update in [wrapping_skip, adding_up, deleted_past] {
+            assert_eq!(
+                decode_update(&update).map(drop),
+                Err(DocumentError::InvalidUpdate(UNEXPECTED.into()))
+            );
+        }
+    }
+
+    #[test]
+    fn an_update_with_gaps_is_refused() {
+        // What follows a skip could only be kept pending.
+        assert_eq!(
+            decode_update(&blocks_of(1, 0, &[gc(1), skip(5), gc(1)])).map(drop),
+            Err(DocumentError::InvalidUpdate("an update with gaps".into()))
+        );
+    }
+
+    fn peer(client: u64) -> Doc {
+        Doc::with_options(Options {
+            client_id: ClientID::new(client),
+            offset_kind: OffsetKind::Utf16,
+            ..Options::default()
+        })
+    }
+
+    fn full_state(doc: &Doc) -> Vec<u8> {
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    #[test]
+    fn an_update_overlapping_what_the_note_has_integrates_what_is_new() {
+        // yrs trims such an update by splitting the block that straddles
+        // the note's clock, and reads the freed left half while
+        // integrating the right (found by `yjs_integrate` under
+        // AddressSanitizer). A peer's full state is such an update.
+        let ada = peer(7);
+        let first = edit(&ada, |txn, body| body.insert(txn, 0, "abc"));
+        edit(&ada, |txn, body| body.insert(txn, 3, "def"));
+        let mut note = NoteDocument::empty();
+        note.apply(&first, 1 << 16, 1 << 20).unwrap();
+        // One item, "abcdef", of which the note has the first half.
+        note.apply(&full_state(&ada), 1 << 16, 1 << 20).unwrap();
+        assert_eq!(note.body(), "abcdef");
+        // Everything known: nothing to integrate, accepted all the same.
+        note.apply(&full_state(&ada), 1 << 16, 1 << 20).unwrap();
+        let (answer, _) = note
+            .sync_step1(&StateVector::default().encode_v1())
+            .unwrap();
+        let newcomer = new_doc();
+        newcomer
+            .transact_mut()
+            .apply_update(Update::decode_v1(&answer).unwrap())
+            .unwrap();
+        assert_eq!(
+            newcomer
+                .get_or_insert_text(BODY)
+                .get_string(&newcomer.transact()),
+            "abcdef"
+        );
+    }
+
+    #[test]
+    fn an_update_yrs_refuses_halfway_has_the_note_reloaded() {
+        // Found by `yjs_integrate`: yrs integrates the first blocks, then
+        // refuses an item whose parent is a string. The document holds
+        // what is neither stored nor relayed: given up, to be reloaded.
+        let halfway = [
+            1, 3, 3, 0, 4, 1, 4, 98, 111, 100, 121, 3, 3, 1, 0, 131, 3, 0, 3, 1, 122, 2, 3, 0, 3,
+            0, 0, 0, 0, 0, 1, 0, 0, 31, 49, 31,
+        ];
+        let mut note = NoteDocument::empty();
+        assert_eq!(
+            note.apply(&halfway, 1 << 16, 1 << 20),
+            Err(DocumentError::Broken)
+        );
+        assert!(note.is_broken());
+        assert_eq!(note.body(), "");
+    }
+
+    #[test]
+    fn an_update_depending_on_edits_the_note_lacks_is_refused_unchanged() {
+        // yrs would keep it pending and trim it again once they arrive:
+        // the splitting above.
+        let ada = peer(7);
+        let first = edit(&ada, |txn, body| body.insert(txn, 0, "abc"));
+        // Ada's own next edit, and Bob's after "abc" (another client).
+        let next = edit(&ada, |txn, body| body.insert(txn, 3, "def"));
+        let bob = peer(8);
+        bob.transact_mut()
+            .apply_update(Update::decode_v1(&first).unwrap())
+            .unwrap();
+        let bobs = edit(&bob, |txn, body| body.insert(txn, 3, "!"));
+        let mut note = NoteDocument::empty();
+        for update in [&next, &bobs] {
+            assert_eq!(
+                note.apply(update, 1 << 16, 1 << 20),
+                Err(DocumentError::InvalidUpdate(
+                    "an update that depends on edits the note lacks".into()
+                ))
+            );
+            assert_eq!(note.body(), "");
+        }
+        for update in [&first, &bobs, &next] {
+            note.apply(update, 1 << 16, 1 << 20).unwrap();
+        }
+        // Both inserted after "c": the CRDT orders them by client.
+        assert_eq!(note.body(), "abcdef!");
+        // Deleting what the note lacks (a delete set alone: client 9's
+        // clocks 0..2) is refused too; yrs would keep it pending.
+        let deletion = [0, 1, 9, 1, 0, 2];
+        assert_eq!(
+            note.apply(&deletion, 1 << 16, 1 << 20),
+            Err(DocumentError::InvalidUpdate(
+                "an update that depends on edits the note lacks".into()
+            ))
+        );
+        // Client 7's first two characters, which it has.
+        note.apply(&[0, 1, 7, 1, 0, 2], 1 << 16, 1 << 20).unwrap();
+        assert_eq!(note.body(), "cdef!");
+    }
+
+    #[test]
+    fn deletions_and_origins_past_the_limit_are_refused_while_decoding() {
+        // Delete set: one client, one range starting at 2^31 - 1 whose
+        // length would wrap its end.
+        let mut ranges = vec![0, 1, 1, 1];
+        ranges.extend(var((1 << 31) - 1));
+        ranges.extend(var(u64::from(u32::MAX)));
+        // An item whose origin is past the limit: info 0x84 (origin,
+        // string content), origin (2, 2^31), content "a".
+        let mut origin = vec![0x84, 2];
+        origin.extend(var(1 << 31));
+        origin.extend([1, b'a']);
+        for update in [ranges, blocks_of(2, 0, &[origin])] {
+            assert_eq!(
+                decode_update(&update).map(drop),
+                Err(DocumentError::InvalidUpdate(UNEXPECTED.into()))
+            );
+        }
+    }
+
+    #[test]
+    fn the_reproducer_that_broke_syncs_for_newcomers_is_refused() {
+        let input = include_bytes!("../../../fuzz/seeds/yjs_integrate/unsyncable-for-a-newcomer");
+        let mut note = NoteDocument::empty();
+        assert!(note.apply(input, 1 << 16, 1 << 20).is_err());
+        note.sync_step1(&StateVector::default().encode_v1())
+            .unwrap();
     }
 }

@@ -4,6 +4,8 @@
 //! acknowledged, and the update log is compacted into snapshots.
 //!
 //! - [`document`]: one note's document (yrs), sync steps and awareness.
+//! - `checked_decoder`: reads peers' updates for yrs, refusing the clocks
+//!   and client ids yrs would mishandle.
 //! - [`list_events`]: what the notes list is told, and how often.
 //!
 //! Peers are `/ws` connections that sent `doc_sync` for `notes:{id}` and
@@ -29,6 +31,7 @@
 //! removes only a handle without peers under the same lock, so nobody
 //! joins a note that is no longer registered.
 
+mod checked_decoder;
 pub mod document;
 pub mod list_events;
 
