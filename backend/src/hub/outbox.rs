@@ -10,11 +10,13 @@
 //! is never disconnected for it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
 use rookery_common::{ChannelName, CloseCode, UserId};
-use tokio::sync::{Notify, mpsc};
+use smallvec::SmallVec;
+use tokio::sync::Notify;
 
 /// One encoded text frame. Cloning is a reference-count increment, so a
 /// publication is encoded once and shared by every subscriber's queue.
@@ -30,21 +32,8 @@ pub struct Closing {
     pub drain: bool,
 }
 
-#[derive(Debug, Default)]
-struct CloseSignal {
-    /// The first close request wins; later ones are ignored.
-    closing: Mutex<Option<Closing>>,
-    notify: Notify,
-}
-
 /// A slot of the conflating lane: one sharer in one channel.
 pub type LaneKey = (ChannelName, UserId);
-
-#[derive(Debug, Default)]
-struct Lane {
-    pending: Mutex<LaneSlots>,
-    notify: Notify,
-}
 
 #[derive(Debug, Default)]
 struct LaneSlots {
@@ -53,20 +42,51 @@ struct LaneSlots {
     order: VecDeque<LaneKey>,
 }
 
+/// Everything one connection's queue holds, in one allocation: an idle
+/// connection keeps only this (the queues allocate when used and are let
+/// go once drained). A channel per queue held over a kilobyte each.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the writer; keeps a permit when it is not waiting yet.
+    wake: Notify,
+    /// A close was requested (also in `state`; read without the lock on
+    /// every push).
+    closing: AtomicBool,
+    /// Live `Outbox` handles: when the last goes, the hub has forgotten the
+    /// connection.
+    senders: AtomicUsize,
+}
+
+/// Frames in the order they were queued. The first few are held inline: a
+/// delivery to an idle connection then touches no allocation but the
+/// outbox's own (fan-out to 10,000 connections pushes to 10,000 cold
+/// outboxes).
+type Frames = SmallVec<[Frame; 2]>;
+
+#[derive(Debug, Default)]
+struct State {
+    frames: Frames,
+    /// Allocated for connections that receive latest-value updates only.
+    lane: Option<Box<LaneSlots>>,
+    closing: Option<Closing>,
+    receiver_gone: bool,
+}
+
 /// The hub's end of a connection's queue.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outbox {
-    frames: mpsc::Sender<Frame>,
-    close: Arc<CloseSignal>,
-    lane: Arc<Lane>,
+    shared: Arc<Shared>,
+    capacity: usize,
 }
 
 /// The writer task's end.
 #[derive(Debug)]
 pub struct OutboxReceiver {
-    frames: mpsc::Receiver<Frame>,
-    close: Arc<CloseSignal>,
-    lane: Arc<Lane>,
+    shared: Arc<Shared>,
+    /// Frames taken from the queue in one go, written one by one: one lock
+    /// per batch, not per frame.
+    batch: smallvec::IntoIter<[Frame; 2]>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -84,21 +104,28 @@ pub enum PushError {
     Closed,
 }
 
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("outbox lock")
+    }
+}
+
 impl Outbox {
     pub fn new(capacity: usize) -> (Outbox, OutboxReceiver) {
-        let (frames_tx, frames_rx) = mpsc::channel(capacity.max(1));
-        let close = Arc::new(CloseSignal::default());
-        let lane = Arc::new(Lane::default());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            closing: AtomicBool::new(false),
+            senders: AtomicUsize::new(1),
+        });
         (
             Outbox {
-                frames: frames_tx,
-                close: close.clone(),
-                lane: lane.clone(),
+                shared: shared.clone(),
+                capacity: capacity.max(1),
             },
             OutboxReceiver {
-                frames: frames_rx,
-                close,
-                lane,
+                shared,
+                batch: Frames::new().into_iter(),
             },
         )
     }
@@ -108,48 +135,85 @@ impl Outbox {
         if self.is_closing() {
             return;
         }
-        let mut slots = self.lane.pending.lock().expect("lane lock");
+        let mut state = self.shared.state();
+        let slots = state.lane.get_or_insert_with(Box::default);
         if slots.frames.insert(key.clone(), frame).is_none() {
             slots.order.push_back(key);
         }
-        drop(slots);
-        self.lane.notify.notify_one();
+        drop(state);
+        self.shared.wake.notify_one();
     }
 
     pub fn push(&self, frame: Frame) -> Result<(), PushError> {
         if self.is_closing() {
             return Err(PushError::Closed);
         }
-        self.frames.try_send(frame).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => PushError::Full,
-            mpsc::error::TrySendError::Closed(_) => PushError::Closed,
-        })
+        let mut state = self.shared.state();
+        if state.receiver_gone {
+            return Err(PushError::Closed);
+        }
+        if state.frames.len() >= self.capacity {
+            return Err(PushError::Full);
+        }
+        let was_empty = state.frames.is_empty();
+        state.frames.push(frame);
+        drop(state);
+        // A queue that was not empty has woken the writer already, which
+        // has not taken it yet: one wake-up per batch, not per frame.
+        if was_empty {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Asks the writer to close the connection. Returns false if a close was
     /// already requested.
     pub fn close(&self, code: CloseCode, reason: impl Into<String>, drain: bool) -> bool {
-        let mut closing = self.close.closing.lock().expect("close signal lock");
-        if closing.is_some() {
+        let mut state = self.shared.state();
+        if state.closing.is_some() {
             return false;
         }
-        *closing = Some(Closing {
+        state.closing = Some(Closing {
             code,
             reason: reason.into(),
             drain,
         });
-        drop(closing);
-        // notify_one keeps a permit when the writer is not waiting yet.
-        self.close.notify.notify_one();
+        self.shared.closing.store(true, Ordering::Release);
+        drop(state);
+        self.shared.wake.notify_one();
         true
     }
 
     pub fn is_closing(&self) -> bool {
-        self.close
-            .closing
-            .lock()
-            .expect("close signal lock")
-            .is_some()
+        self.shared.closing.load(Ordering::Acquire)
+    }
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: self.shared.clone(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        let mut state = self.shared.state();
+        state.receiver_gone = true;
+        // Nobody will write these; the hub may hold its handle a while.
+        state.frames = Frames::new();
+        state.lane = None;
     }
 }
 
@@ -158,69 +222,72 @@ impl OutboxReceiver {
     /// `drain` overtakes queued frames; with `drain` it waits behind them.
     pub async fn next(&mut self) -> Next {
         loop {
-            let closing = self
-                .close
-                .closing
-                .lock()
-                .expect("close signal lock")
-                .clone();
-            if let Some(closing) = closing {
-                if closing.drain
-                    && let Ok(frame) = self.frames.try_recv()
-                {
-                    return Next::Frame(frame);
-                }
-                return Next::Close(closing);
+            if let Some(next) = self.take() {
+                return next;
             }
-            // Ordered messages first: a subscription's snapshot must reach
-            // the client before the updates that follow it.
-            if let Ok(frame) = self.frames.try_recv() {
-                return Next::Frame(frame);
+            if self.shared.senders.load(Ordering::Acquire) == 0 {
+                // Every sender is gone: the hub forgot this connection.
+                return Next::Close(Closing {
+                    code: CloseCode::InternalError,
+                    reason: "connection dropped by the hub".into(),
+                    drain: false,
+                });
             }
-            if let Some(frame) = self.take_latest() {
-                return Next::Frame(frame);
-            }
-            tokio::select! {
-                biased;
-                () = self.close.notify.notified() => {}
-                () = self.lane.notify.notified() => {}
-                frame = self.frames.recv() => match frame {
-                    Some(frame) => return Next::Frame(frame),
-                    // Every sender is gone: the hub forgot this connection.
-                    None => return Next::Close(Closing {
-                        code: CloseCode::InternalError,
-                        reason: "connection dropped by the hub".into(),
-                        drain: false,
-                    }),
-                },
-            }
+            self.shared.wake.notified().await;
         }
     }
 
     /// A frame already queued, without waiting (for batching writes).
     pub fn try_next_frame(&mut self) -> Option<Frame> {
-        if self
-            .close
-            .closing
-            .lock()
-            .expect("close signal lock")
-            .as_ref()
-            .is_some_and(|closing| !closing.drain)
-        {
-            return None;
+        match self.take()? {
+            Next::Frame(frame) => Some(frame),
+            // Stays requested: `next` returns it.
+            Next::Close(_) => None,
         }
-        self.frames.try_recv().ok().or_else(|| self.take_latest())
     }
 
-    fn take_latest(&self) -> Option<Frame> {
-        let mut slots = self.lane.pending.lock().expect("lane lock");
-        while let Some(key) = slots.order.pop_front() {
-            if let Some(frame) = slots.frames.remove(&key) {
-                return Some(frame);
+    /// The next frame of the batch, taking a new batch when it is empty.
+    /// Ordered frames come before latest-value ones: a subscription's
+    /// snapshot must reach the client before the updates that follow it.
+    fn take(&mut self) -> Option<Next> {
+        if self.shared.closing.load(Ordering::Acquire) {
+            let state = self.shared.state();
+            if let Some(closing) = &state.closing
+                && !closing.drain
+            {
+                return Some(Next::Close(closing.clone()));
             }
         }
-        None
+        if let Some(frame) = self.batch.next() {
+            return Some(Next::Frame(frame));
+        }
+        // Written: a burst's spilled buffer is let go.
+        self.batch = Frames::new().into_iter();
+        let mut state = self.shared.state();
+        if !state.frames.is_empty() {
+            // The queue starts again inline; a burst's spilled buffer goes
+            // with the batch once written.
+            self.batch = std::mem::take(&mut state.frames).into_iter();
+            drop(state);
+            return self.batch.next().map(Next::Frame);
+        }
+        if let Some(frame) = take_latest(&mut state.lane) {
+            return Some(Next::Frame(frame));
+        }
+        state.closing.clone().map(Next::Close)
     }
+}
+
+fn take_latest(lane: &mut Option<Box<LaneSlots>>) -> Option<Frame> {
+    let slots = lane.as_mut()?;
+    while let Some(key) = slots.order.pop_front() {
+        if let Some(frame) = slots.frames.remove(&key) {
+            return Some(frame);
+        }
+    }
+    // Drained: an idle viewer holds no lane.
+    *lane = None;
+    None
 }
 
 #[cfg(test)]

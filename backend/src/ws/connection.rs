@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use rookery_common::{CloseCode, ServerMessage, decode_client, encode};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use super::heartbeat::{Beat, Heartbeat};
 use super::session::Session;
@@ -30,56 +30,57 @@ const LINGER: Duration = Duration::from_secs(2);
 
 /// `client`: who is on the other end, through trusted proxies; its address
 /// is what the per-address limit counts.
-pub async fn serve(socket: WebSocket, state: AppState, client: Client) {
+///
+/// A plain fn returning the task's future, not an async fn: an async fn
+/// keeps its arguments in its future for its whole life, and a copy of
+/// them besides (the socket alone is 368 bytes, split at once).
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "`client` is moved into the returned future"
+)]
+pub fn serve(
+    socket: WebSocket,
+    state: AppState,
+    client: Client,
+) -> impl Future<Output = ()> + Send {
     let (sink, mut stream) = socket.split();
-    let (outbox, receiver) = Outbox::new(state.config.limits.outbound_queue);
-    let _guard = state.track_connection();
-    let Some(_per_ip) = state.admit_ip(client.ip) else {
-        // Over the per-address limit: say so with a close code the client
-        // can act on, and hold nothing else.
-        Metrics::bump(&state.metrics.n_connections_refused_per_ip);
-        outbox.close(
-            CloseCode::TooManyConnections,
-            "too many connections from this address",
-            false,
-        );
-        if write(sink, receiver).await {
-            linger(&mut stream).await;
-        }
-        return;
-    };
-    let mut session = Session::new(state.clone(), outbox.clone());
-    tracing::debug!(peer = %client.peer, client = %client.ip, "websocket opened");
+    async move {
+        let (outbox, receiver) = Outbox::new(state.config.limits.outbound_queue);
+        let _guard = state.track_connection();
+        let Some(_per_ip) = state.admit_ip(client.ip) else {
+            // Over the per-address limit: say so with a close code the client
+            // can act on, and hold nothing else.
+            Metrics::bump(&state.metrics.n_connections_refused_per_ip);
+            outbox.close(
+                CloseCode::TooManyConnections,
+                "too many connections from this address",
+                false,
+            );
+            // Boxed, as everything after the read loop: what only runs once a
+            // connection ends should not size every connection's task.
+            Box::pin(async move {
+                if write(sink, receiver).await {
+                    linger(&mut stream).await;
+                }
+            })
+            .await;
+            return;
+        };
+        let mut session = Session::new(state.clone(), outbox.clone());
+        tracing::debug!(peer = %client.peer, client = %client.ip, "websocket opened");
 
-    // The writer is a task of its own: a delivery then wakes and polls only
-    // the writer. In one task with the reader, every delivery also polled
-    // the reader's socket, timers and heartbeat (a third of the server's
-    // CPU at 10k subscribers).
-    let mut writer = WriterTask(tokio::spawn(write(sink, receiver)));
-    let (sent_close, end) = tokio::select! {
-        sent_close = &mut writer.0 => (sent_close.unwrap_or(false), ReadEnd::Closing),
-        end = read(&mut stream, &mut session, &outbox, &state) => match end {
-            ReadEnd::ClientGone => (false, end),
-            // Let the writer deliver the close frame (bounded: it may be
-            // stuck on a client that does not read).
-            ReadEnd::Closing | ReadEnd::Violation => {
-                let sent = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, &mut writer.0)
-                    .await
-                    .is_ok_and(|sent| sent.unwrap_or(false));
-                (sent, end)
-            }
-        },
-    };
-    session.end();
-    if sent_close {
-        match end {
-            // After a framing error the stream reports its end at once
-            // without reading further: just hold the socket open.
-            ReadEnd::Violation => tokio::time::sleep(LINGER).await,
-            _ => linger(&mut stream).await,
-        }
+        // The writer is a task of its own: a delivery then wakes and polls only
+        // the writer. In one task with the reader, every delivery also polled
+        // the reader's socket, timers and heartbeat (a third of the server's
+        // CPU at 10k subscribers).
+        let mut writer = WriterTask(tokio::spawn(write(sink, receiver)));
+        let ended = tokio::select! {
+            sent_close = &mut writer.0 => Ok(sent_close.unwrap_or(false)),
+            end = read(&mut stream, &mut session, &outbox, &state) => Err(end),
+        };
+        Box::pin(finish(ended, writer, stream, session)).await;
+        tracing::debug!(peer = %client.peer, client = %client.ip, "websocket closed");
     }
-    tracing::debug!(peer = %client.peer, client = %client.ip, "websocket closed");
 }
 
 /// The writer's task, stopped when the connection's task ends (however it
@@ -89,6 +90,38 @@ struct WriterTask(tokio::task::JoinHandle<bool>);
 impl Drop for WriterTask {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// After the read loop: `ended` is whether the writer sent a close frame
+/// (it ended first) or why reading ended. Lets the writer deliver a close
+/// frame (bounded: it may be stuck on a client that does not read), ends
+/// the session, then keeps the socket open for the client to read the
+/// close frame.
+async fn finish(
+    ended: Result<bool, ReadEnd>,
+    mut writer: WriterTask,
+    mut stream: SplitStream<WebSocket>,
+    mut session: Session,
+) {
+    let (sent_close, end) = match ended {
+        Ok(sent_close) => (sent_close, ReadEnd::Closing),
+        Err(ReadEnd::ClientGone) => (false, ReadEnd::ClientGone),
+        Err(end) => {
+            let sent = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, &mut writer.0)
+                .await
+                .is_ok_and(|sent| sent.unwrap_or(false));
+            (sent, end)
+        }
+    };
+    session.end();
+    if sent_close {
+        match end {
+            // After a framing error the stream reports its end at once
+            // without reading further: just hold the socket open.
+            ReadEnd::Violation => tokio::time::sleep(LINGER).await,
+            _ => linger(&mut stream).await,
+        }
     }
 }
 
@@ -108,17 +141,20 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
-    /// What every connection holds for its whole life is its task's
-    /// future: bounded here so that a large future sneaking into the read
-    /// loop (an inline `.await` on the store, say) is caught by a test,
-    /// not by a benchmark.
+    fn writer_size<A, B, F: Future>(_: fn(A, B) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// What every connection holds for its whole life is its two tasks'
+    /// futures: bounded here so that a large future sneaking into the read
+    /// loop or the writer (an inline `.await` on the store, a timer, the
+    /// closing steps) is caught by a test, not by a benchmark.
     #[test]
     fn a_connection_task_stays_small() {
         let size = future_size(super::serve);
-        assert!(
-            size <= 3 * 1024,
-            "a connection's task future is {size} bytes"
-        );
+        assert!(size <= 1024, "a connection's task future is {size} bytes");
+        let size = writer_size(super::write);
+        assert!(size <= 512, "a connection's writer future is {size} bytes");
     }
 }
 
@@ -139,39 +175,51 @@ async fn read(
     state: &AppState,
 ) -> ReadEnd {
     let limits = &state.config.limits;
-    let mut heartbeat = Heartbeat::new(limits.ping_interval, Instant::now());
-    let mut ticks =
-        tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let connect_deadline = tokio::time::sleep(limits.connect_timeout);
-    tokio::pin!(connect_deadline);
+    let started = Instant::now();
+    let mut heartbeat = Heartbeat::new(limits.ping_interval, started);
+    let mut next_tick = started + limits.ping_interval;
+    let connect_by = started + limits.connect_timeout;
+    // One timer for the heartbeat, the connect deadline and the token's
+    // expiry, set to whichever comes first: every idle connection holds
+    // it for its whole life (three timers took 3 × 112 bytes, and the
+    // interval's another allocation).
+    let timer = tokio::time::sleep_until(next_tick);
+    tokio::pin!(timer);
 
     loop {
         if outbox.is_closing() {
             return ReadEnd::Closing;
         }
-        tokio::select! {
+        let mut deadline = next_tick;
+        if !session.is_connected() {
+            deadline = deadline.min(connect_by);
+        }
+        if let Some(expiry) = session.expiry_deadline() {
+            deadline = deadline.min(expiry);
+        }
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        // A text frame is all that leaves the select: decoded and handled
+        // in a box, since a command's future (the store's, for notes) is
+        // large and lives only while it runs; inline, with the decoded
+        // command, it would size every idle connection's task.
+        let text = tokio::select! {
             message = stream.next() => {
                 let Some(message) = message else { return ReadEnd::ClientGone };
                 heartbeat.heard(Instant::now());
                 match message {
-                    Ok(Message::Text(text)) => match decode_client(text.as_str()) {
-                        // Boxed: a command's future (the store's, for
-                        // notes) is large and lives only while it runs;
-                        // inline, it would make every idle connection's
-                        // task that large for its whole life.
-                        Ok(command) => Box::pin(session.handle(command)).await,
-                        Err(error) => session.bad_frame(error.id, error.code, error.message),
-                    },
+                    Ok(Message::Text(text)) => text,
                     Ok(Message::Binary(_)) => {
                         outbox.close(
                             CloseCode::UnsupportedData,
                             "binary frames are not part of rookery.v1.json",
                             false,
                         );
+                        continue;
                     }
                     // tungstenite answers pings itself; a pong is just a sign of life.
-                    Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                    Ok(Message::Ping(_) | Message::Pong(_)) => continue,
                     Ok(Message::Close(_)) => return ReadEnd::ClientGone,
                     Err(error) => match violation(error) {
                         Some((code, reason)) => {
@@ -182,29 +230,39 @@ async fn read(
                     },
                 }
             }
-            () = sleep_until_or_never(session.expiry_deadline()) => session.check_expiry(),
-            () = &mut connect_deadline, if !session.is_connected() => {
-                outbox.close(CloseCode::ConnectTimeout, "no connect command in time", false);
-            }
-            _ = ticks.tick() => match heartbeat.tick(Instant::now()) {
-                Beat::Ping => session.reply(&ServerMessage::Ping {}),
-                Beat::TimedOut => {
-                    outbox.close(
-                        CloseCode::HeartbeatTimeout,
-                        "no message or pong in two ping intervals",
-                        false,
-                    );
+            () = &mut timer => {
+                let now = Instant::now();
+                if now >= next_tick {
+                    // A late tick delays the next rather than bunching up.
+                    next_tick = now + limits.ping_interval;
+                    match heartbeat.tick(now) {
+                        Beat::Ping => session.reply(&ServerMessage::Ping {}),
+                        Beat::TimedOut => {
+                            outbox.close(
+                                CloseCode::HeartbeatTimeout,
+                                "no message or pong in two ping intervals",
+                                false,
+                            );
+                        }
+                    }
                 }
-            },
-        }
+                if !session.is_connected() && now >= connect_by {
+                    outbox.close(CloseCode::ConnectTimeout, "no connect command in time", false);
+                }
+                // Closes only if the token has expired (a refresh may have
+                // moved the deadline).
+                session.check_expiry();
+                continue;
+            }
+        };
+        Box::pin(handle_text(session, text)).await;
     }
 }
 
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until_or_never(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+async fn handle_text(session: &mut Session, text: Utf8Bytes) {
+    match decode_client(text.as_str()) {
+        Ok(command) => session.handle(command).await,
+        Err(error) => session.bad_frame(error.id, error.code, error.message),
     }
 }
 
@@ -245,10 +303,14 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, mut receiver: OutboxRece
                     return false;
                 }
             }
+            // Boxed: runs once, and inline it would size every writer.
             Next::Close(closing) => {
-                return tokio::time::timeout(CLOSE_WRITE_TIMEOUT, close(&mut sink, closing))
-                    .await
-                    .is_ok();
+                return Box::pin(tokio::time::timeout(
+                    CLOSE_WRITE_TIMEOUT,
+                    close(&mut sink, closing),
+                ))
+                .await
+                .is_ok();
             }
         }
     }
