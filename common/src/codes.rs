@@ -87,7 +87,7 @@ code_table! {
         TooClose = 121, "too_close", "the position moved less than the namespace's minimum distance";
         TooInaccurate = 122, "too_inaccurate", "the accuracy radius is over the namespace's maximum";
         FutureTimestamp = 123, "future_timestamp", "the position's time is ahead of the server's clock";
-        InvalidUpdate = 124, "invalid_update", "the Yjs update or state vector cannot be decoded or applied; the document is unchanged";
+        InvalidUpdate = 124, "invalid_update", "the Yjs update or state vector cannot be decoded or applied (malformed, clocks past 2^31, or depending on edits the note lacks: sync first); the document is unchanged";
         DocumentTooLarge = 125, "document_too_large", "the update, or the document it would make, is over the size limit";
         NotSaved = 126, "not_saved", "the update could not be stored; it is not acknowledged (send it again)";
         NotJoined = 127, "not_joined", "send doc_sync for this document first";

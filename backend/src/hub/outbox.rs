@@ -67,6 +67,10 @@ type Frames = SmallVec<[Frame; 2]>;
 #[derive(Debug, Default)]
 struct State {
     frames: Frames,
+    /// Frames of the batch the writer took last, counted against the
+    /// capacity until it takes the next: the queue bounds what is not yet
+    /// written, as a channel would.
+    taken: usize,
     /// Allocated for connections that receive latest-value updates only.
     lane: Option<Box<LaneSlots>>,
     closing: Option<Closing>,
@@ -136,6 +140,9 @@ impl Outbox {
             return;
         }
         let mut state = self.shared.state();
+        if state.receiver_gone {
+            return;
+        }
         let slots = state.lane.get_or_insert_with(Box::default);
         if slots.frames.insert(key.clone(), frame).is_none() {
             slots.order.push_back(key);
@@ -152,7 +159,7 @@ impl Outbox {
         if state.receiver_gone {
             return Err(PushError::Closed);
         }
-        if state.frames.len() >= self.capacity {
+        if state.frames.len() + state.taken >= self.capacity {
             return Err(PushError::Full);
         }
         let was_empty = state.frames.is_empty();
@@ -264,6 +271,7 @@ impl OutboxReceiver {
         // Written: a burst's spilled buffer is let go.
         self.batch = Frames::new().into_iter();
         let mut state = self.shared.state();
+        state.taken = state.frames.len();
         if !state.frames.is_empty() {
             // The queue starts again inline; a burst's spilled buffer goes
             // with the batch once written.
@@ -307,6 +315,23 @@ mod tests {
             Next::Close(closing) => assert_eq!(closing.code, CloseCode::SlowConsumer),
             other => panic!("expected close, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn frames_taken_but_not_yet_written_count_against_the_capacity() {
+        // A writer stuck sending a batch to a slow socket: the hub may not
+        // queue another capacity's worth behind it.
+        let (outbox, mut receiver) = Outbox::new(2);
+        outbox.push(Frame::from_static("a")).unwrap();
+        outbox.push(Frame::from_static("b")).unwrap();
+        assert_eq!(receiver.next().await, Next::Frame(Frame::from_static("a")));
+        assert_eq!(outbox.push(Frame::from_static("c")), Err(PushError::Full));
+        assert_eq!(receiver.try_next_frame(), Some(Frame::from_static("b")));
+        // Written: the writer asks again and the room comes back.
+        assert_eq!(receiver.try_next_frame(), None);
+        outbox.push(Frame::from_static("c")).unwrap();
+        outbox.push(Frame::from_static("d")).unwrap();
+        assert_eq!(outbox.push(Frame::from_static("e")), Err(PushError::Full));
     }
 
     #[tokio::test]

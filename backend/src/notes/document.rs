@@ -167,8 +167,7 @@ fn beyond_clock_limit(set: &IdSet) -> bool {
 /// trimming is where yrs corrupts memory (`without_known`).
 fn applicable(decoded: Decoded, state: &StateVector) -> Result<Update, DocumentError> {
     let update = without_known(decoded.update, state)?;
-    let lacking =
-        || DocumentError::InvalidUpdate("an update that depends on edits the note lacks".into());
+    let lacking = lacking_edits;
     // Each client's blocks must go on from where the document's end.
     if update
         .state_vector_lower()
@@ -203,6 +202,10 @@ fn applicable(decoded: Decoded, state: &StateVector) -> Result<Update, DocumentE
     Ok(update)
 }
 
+fn lacking_edits() -> DocumentError {
+    DocumentError::InvalidUpdate("an update that depends on edits the note lacks".into())
+}
+
 /// `update` without the blocks a document at `state` already has. yrs
 /// trims an update itself by splitting its blocks at the document's
 /// clocks, and the right half of a split item keeps a pointer to the left
@@ -219,9 +222,17 @@ fn without_known(update: Update, state: &StateVector) -> Result<Update, Document
     if !overlaps {
         return Ok(update);
     }
-    let difference = yrs::diff_updates_v1(&update.encode_v1(), &state.encode_v1())
-        .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
-    Update::decode_v1(&difference).map_err(|e| DocumentError::InvalidUpdate(e.to_string()))
+    // Guarded like decoding: yrs's code, on a peer's update.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let difference = yrs::diff_updates_v1(&update.encode_v1(), &state.encode_v1())
+            .map_err(|e| DocumentError::InvalidUpdate(e.to_string()))?;
+        Update::decode_v1(&difference).map_err(|e| DocumentError::InvalidUpdate(e.to_string()))
+    }))
+    .unwrap_or_else(|_| {
+        Err(DocumentError::InvalidUpdate(
+            "an update yrs cannot trim".into(),
+        ))
+    })
 }
 
 /// Whether a peer's update would be accepted for integration: decoded, its
@@ -307,9 +318,9 @@ impl NoteDocument {
             peer_clients: HashMap::new(),
             last_announcer: HashMap::new(),
         };
-        // Stored before updates were checked for it (see `heal_pending`).
-        if note.heal_pending().is_err() {
-            tracing::warn!("a stored update left unencodable pending edits; dropped");
+        // Stored before updates were checked for it (see `drop_pending`).
+        if note.drop_pending() {
+            tracing::warn!("stored updates left edits pending; dropped");
         }
         Ok(note)
     }
@@ -362,14 +373,19 @@ impl NoteDocument {
         }));
         match integrated {
             Ok(Ok(())) => {
-                // What yrs cannot encode again it left pending: dropped.
-                let healed = self.heal_pending();
+                let dropped = self.drop_pending();
                 self.ensure_encodable(&before)?;
-                if healed.is_err() && self.doc.transact().state_vector() != before {
-                    // The rest was integrated, and is refused with it.
-                    return Err(self.discard());
+                if dropped {
+                    // Parts of it depended on edits the note lacks after
+                    // all (an origin in its own later blocks, a cycle
+                    // between clients): refused with them, and what of it
+                    // was integrated has the note reloaded.
+                    if self.doc.transact().state_vector() != before {
+                        return Err(self.discard());
+                    }
+                    return Err(lacking_edits());
                 }
-                healed
+                Ok(())
             }
             // yrs may find an update invalid halfway, after integrating
             // some of its blocks (an item whose parent is no type, found
@@ -426,34 +442,30 @@ impl NoteDocument {
         self.broken
     }
 
-    /// Drops what yrs keeps waiting for missing edits ("pending") when it
-    /// could not encode it again: left there, every later sync of the note
-    /// would panic inside yrs while merging it (found by the `yjs` fuzz
-    /// target). Only a malformed update leaves such a thing; what of it
-    /// integrated stays, the rest is refused.
-    fn heal_pending(&mut self) -> Result<(), DocumentError> {
+    /// Drops what yrs keeps waiting for missing edits ("pending"); returns
+    /// whether there was any. yrs trims pending edits again when it
+    /// retries them, splitting blocks, which is where it corrupts memory
+    /// (see `without_known`), and merges them into every sync, which
+    /// panicked for some (found by the `yjs` and `yjs_integrate` targets).
+    /// `applicable` refuses what would go pending; this catches what it
+    /// cannot see.
+    fn drop_pending(&mut self) -> bool {
         let mut txn = self.doc.transact_mut();
         let store = txn.store_mut();
-        let mut healed = false;
+        let mut dropped = false;
         if let Some(pending) = store.pending_update_mut()
-            && Update::decode_v1(&pending.update.encode_v1()).is_err()
+            && !pending.update.is_empty()
         {
             pending.update = Update::new();
-            healed = true;
+            dropped = true;
         }
         if let Some(deletes) = store.pending_ds_mut()
-            && IdSet::decode_v1(&deletes.encode_v1()).is_err()
+            && !deletes.is_empty()
         {
             *deletes = IdSet::new();
-            healed = true;
+            dropped = true;
         }
-        if healed {
-            Err(DocumentError::InvalidUpdate(
-                "parts of the update could never be integrated".into(),
-            ))
-        } else {
-            Ok(())
-        }
+        dropped
     }
 
     /// A document with nothing in it.
@@ -1240,6 +1252,26 @@ mod tests {
                 .get_string(&newcomer.transact()),
             "abcdef"
         );
+    }
+
+    #[test]
+    fn an_update_yrs_would_keep_pending_is_refused_and_nothing_stays_pending() {
+        // Client 1's "abc" at clock 0 with its origin at (1, 0), itself:
+        // yrs keeps it pending, and retrying it once client 1's clock 0
+        // arrives would split it (the use-after-free of `without_known`).
+        let self_origin = [1, 1, 1, 0, 0x84, 1, 0, 3, b'a', b'b', b'c', 0];
+        let mut note = NoteDocument::empty();
+        assert_eq!(
+            note.apply(&self_origin, 1 << 16, 1 << 20),
+            Err(lacking_edits())
+        );
+        assert_eq!(note.body(), "");
+        assert!(!note.drop_pending(), "nothing stays pending");
+        note.apply(&blocks_of(1, 0, &[gc(1)]), 1 << 16, 1 << 20)
+            .unwrap();
+        assert!(!note.drop_pending());
+        note.sync_step1(&StateVector::default().encode_v1())
+            .unwrap();
     }
 
     #[test]
