@@ -2,8 +2,9 @@
 //! document refuses leaves it as it was, and the note still syncs. An
 //! update yrs panics on halfway gives the document up (`Broken`, for its
 //! owner to reload) and never aborts the process: yrs 0.28.1 panicked again
-//! in the unwinding's commit, which this target found within seconds. The
-//! test command runs its seeds only (see fuzz/README.md).
+//! in the unwinding's commit, which this target found within seconds.
+//! Every run starts from the inputs that once broke it (`seeds/`; see
+//! fuzz/README.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

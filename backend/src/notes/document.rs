@@ -167,14 +167,13 @@ fn beyond_clock_limit(set: &IdSet) -> bool {
 /// trimming is where yrs corrupts memory (`without_known`).
 fn applicable(decoded: Decoded, state: &StateVector) -> Result<Update, DocumentError> {
     let update = without_known(decoded.update, state)?;
-    let lacking = lacking_edits;
     // Each client's blocks must go on from where the document's end.
     if update
         .state_vector_lower()
         .iter()
         .any(|(client, clock)| *clock > state.get(client))
     {
-        return Err(lacking());
+        return Err(lacking_edits());
     }
     let mut reach = state.clone();
     for (client, ranges) in update.insertions(true).iter() {
@@ -187,7 +186,7 @@ fn applicable(decoded: Decoded, state: &StateVector) -> Result<Update, DocumentE
         .iter()
         .any(|(client, needed)| *needed > reach.get(client))
     {
-        return Err(lacking());
+        return Err(lacking_edits());
     }
     // Deleting what the document lacks: yrs would keep those deletions
     // pending, and merging them into every later sync panicked inside
@@ -197,7 +196,7 @@ fn applicable(decoded: Decoded, state: &StateVector) -> Result<Update, DocumentE
         .iter()
         .any(|(client, ranges)| ranges.iter().any(|range| range.end > reach.get(client)))
     {
-        return Err(lacking());
+        return Err(lacking_edits());
     }
     Ok(update)
 }
