@@ -32,6 +32,7 @@ pub mod notes;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod websocket;
 pub mod ws;
 
 pub use config::{Config, ServeArgs};

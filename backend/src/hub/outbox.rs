@@ -1,4 +1,4 @@
-//! The bounded queue between the hub and one connection's writer task.
+//! The bounded queue between the hub and one connection's socket.
 //!
 //! The hub never waits on a socket: it `push`es encoded frames and, when a
 //! connection's queue is full, closes that connection as a slow consumer
@@ -12,15 +12,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
-use axum::extract::ws::Utf8Bytes;
+use futures_util::task::AtomicWaker;
 use rookery_common::{ChannelName, CloseCode, UserId};
 use smallvec::SmallVec;
-use tokio::sync::Notify;
 
-/// One encoded text frame. Cloning is a reference-count increment, so a
-/// publication is encoded once and shared by every subscriber's queue.
-pub type Frame = Utf8Bytes;
+/// One encoded WebSocket frame. Cloning is a reference-count increment, so
+/// a publication is encoded once and shared by every subscriber's queue.
+pub use crate::websocket::Frame;
 
 /// How the connection should end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +48,8 @@ struct LaneSlots {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    /// Wakes the writer; keeps a permit when it is not waiting yet.
-    wake: Notify,
+    /// Wakes the connection's task to write.
+    waker: AtomicWaker,
     /// A close was requested (also in `state`; read without the lock on
     /// every push).
     closing: AtomicBool,
@@ -62,7 +62,7 @@ struct Shared {
 /// delivery to an idle connection then touches no allocation but the
 /// outbox's own (fan-out to 10,000 connections pushes to 10,000 cold
 /// outboxes).
-type Frames = SmallVec<[Frame; 2]>;
+pub type Frames = SmallVec<[Frame; 2]>;
 
 #[derive(Debug, Default)]
 struct State {
@@ -84,18 +84,17 @@ pub struct Outbox {
     capacity: usize,
 }
 
-/// The writer task's end.
+/// The connection task's end.
 #[derive(Debug)]
 pub struct OutboxReceiver {
     shared: Arc<Shared>,
-    /// Frames taken from the queue in one go, written one by one: one lock
-    /// per batch, not per frame.
-    batch: smallvec::IntoIter<[Frame; 2]>,
 }
 
+/// What [`OutboxReceiver::poll_take`] found.
 #[derive(Debug, PartialEq)]
 pub enum Next {
-    Frame(Frame),
+    /// Frames were moved into the batch: one lock per batch, not per frame.
+    Frames,
     Close(Closing),
 }
 
@@ -118,7 +117,7 @@ impl Outbox {
     pub fn new(capacity: usize) -> (Outbox, OutboxReceiver) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
-            wake: Notify::new(),
+            waker: AtomicWaker::new(),
             closing: AtomicBool::new(false),
             senders: AtomicUsize::new(1),
         });
@@ -127,10 +126,7 @@ impl Outbox {
                 shared: shared.clone(),
                 capacity: capacity.max(1),
             },
-            OutboxReceiver {
-                shared,
-                batch: Frames::new().into_iter(),
-            },
+            OutboxReceiver { shared },
         )
     }
 
@@ -148,7 +144,7 @@ impl Outbox {
             slots.order.push_back(key);
         }
         drop(state);
-        self.shared.wake.notify_one();
+        self.shared.waker.wake();
     }
 
     pub fn push(&self, frame: Frame) -> Result<(), PushError> {
@@ -168,7 +164,7 @@ impl Outbox {
         // A queue that was not empty has woken the writer already, which
         // has not taken it yet: one wake-up per batch, not per frame.
         if was_empty {
-            self.shared.wake.notify_one();
+            self.shared.waker.wake();
         }
         Ok(())
     }
@@ -187,7 +183,7 @@ impl Outbox {
         });
         self.shared.closing.store(true, Ordering::Release);
         drop(state);
-        self.shared.wake.notify_one();
+        self.shared.waker.wake();
         true
     }
 
@@ -209,7 +205,7 @@ impl Clone for Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.wake.notify_one();
+            self.shared.waker.wake();
         }
     }
 }
@@ -224,86 +220,139 @@ impl Drop for OutboxReceiver {
     }
 }
 
+/// At most this many latest-value frames are taken at once: the rest stay
+/// in the lane, where newer values can still replace them.
+const LANE_BATCH: usize = 16;
+
 impl OutboxReceiver {
-    /// The next frame to write, or the request to close. A close without
-    /// `drain` overtakes queued frames; with `drain` it waits behind them.
-    pub async fn next(&mut self) -> Next {
-        loop {
-            if let Some(next) = self.take() {
-                return next;
-            }
-            if self.shared.senders.load(Ordering::Acquire) == 0 {
-                // Every sender is gone: the hub forgot this connection.
-                return Next::Close(Closing {
-                    code: CloseCode::InternalError,
-                    reason: "connection dropped by the hub".into(),
-                    drain: false,
-                });
-            }
-            self.shared.wake.notified().await;
-        }
-    }
-
-    /// A frame already queued, without waiting (for batching writes).
-    pub fn try_next_frame(&mut self) -> Option<Frame> {
-        match self.take()? {
-            Next::Frame(frame) => Some(frame),
-            // Stays requested: `next` returns it.
-            Next::Close(_) => None,
-        }
-    }
-
-    /// The next frame of the batch, taking a new batch when it is empty.
-    /// Ordered frames come before latest-value ones: a subscription's
-    /// snapshot must reach the client before the updates that follow it.
-    fn take(&mut self) -> Option<Next> {
-        if self.shared.closing.load(Ordering::Acquire) {
-            let state = self.shared.state();
-            if let Some(closing) = &state.closing
-                && !closing.drain
-            {
-                return Some(Next::Close(closing.clone()));
-            }
-        }
-        if let Some(frame) = self.batch.next() {
-            return Some(Next::Frame(frame));
-        }
-        // Written: a burst's spilled buffer is let go.
-        self.batch = Frames::new().into_iter();
+    /// Moves everything queued into `batch`, which the writer has emptied,
+    /// or returns the request to close. Pending (with the task's waker kept)
+    /// while there is neither. A close without `drain` overtakes queued
+    /// frames; with `drain` it waits behind them. Ordered frames come before
+    /// latest-value ones: a subscription's snapshot must reach the client
+    /// before the updates that follow it.
+    pub fn poll_take(&mut self, cx: &mut Context<'_>, batch: &mut Frames) -> Poll<Next> {
+        debug_assert!(batch.is_empty(), "the last batch is written");
+        // Registered before looking: a push after the look wakes this task.
+        self.shared.waker.register(cx.waker());
         let mut state = self.shared.state();
+        if let Some(closing) = &state.closing
+            && !closing.drain
+        {
+            return Poll::Ready(Next::Close(closing.clone()));
+        }
+        // The batch just written no longer counts against the capacity; the
+        // one taken now does until the next call.
         state.taken = state.frames.len();
         if !state.frames.is_empty() {
             // The queue starts again inline; a burst's spilled buffer goes
             // with the batch once written.
-            self.batch = std::mem::take(&mut state.frames).into_iter();
-            drop(state);
-            return self.batch.next().map(Next::Frame);
+            *batch = std::mem::take(&mut state.frames);
+            return Poll::Ready(Next::Frames);
         }
-        if let Some(frame) = take_latest(&mut state.lane) {
-            return Some(Next::Frame(frame));
+        if take_latest(&mut state.lane, batch) {
+            return Poll::Ready(Next::Frames);
         }
-        state.closing.clone().map(Next::Close)
+        if let Some(closing) = &state.closing {
+            return Poll::Ready(Next::Close(closing.clone()));
+        }
+        drop(state);
+        if self.shared.senders.load(Ordering::Acquire) == 0 {
+            // Every sender is gone: the hub forgot this connection.
+            return Poll::Ready(Next::Close(Closing {
+                code: CloseCode::InternalError,
+                reason: "connection dropped by the hub".into(),
+                drain: false,
+            }));
+        }
+        Poll::Pending
+    }
+
+    /// A close that overtakes queued frames, if one was requested: checked
+    /// while the socket is still busy writing the last batch.
+    pub fn urgent_close(&self) -> Option<Closing> {
+        if !self.shared.closing.load(Ordering::Acquire) {
+            return None;
+        }
+        let state = self.shared.state();
+        state.closing.clone().filter(|closing| !closing.drain)
+    }
+
+    /// Keeps the task's waker, for a caller that is not taking frames now
+    /// (its socket is busy) but must still hear of a close.
+    pub fn register(&self, cx: &Context<'_>) {
+        self.shared.waker.register(cx.waker());
     }
 }
 
-fn take_latest(lane: &mut Option<Box<LaneSlots>>) -> Option<Frame> {
-    let slots = lane.as_mut()?;
-    while let Some(key) = slots.order.pop_front() {
+/// Moves up to [`LANE_BATCH`] latest-value frames into `batch`; whether
+/// there were any.
+fn take_latest(lane: &mut Option<Box<LaneSlots>>, batch: &mut Frames) -> bool {
+    let Some(slots) = lane.as_mut() else {
+        return false;
+    };
+    while batch.len() < LANE_BATCH {
+        let Some(key) = slots.order.pop_front() else {
+            break;
+        };
         if let Some(frame) = slots.frames.remove(&key) {
-            return Some(frame);
+            batch.push(frame);
         }
     }
-    // Drained: an idle viewer holds no lane.
-    *lane = None;
-    None
+    if slots.order.is_empty() {
+        // Drained: an idle viewer holds no lane.
+        *lane = None;
+    }
+    !batch.is_empty()
+}
+
+/// What tests read from a receiver, without a socket.
+#[cfg(test)]
+impl OutboxReceiver {
+    /// Everything queued now, in the order the writer would write it, and
+    /// the close if one is due after it.
+    pub fn drain_now(&mut self) -> (Vec<Frame>, Option<Closing>) {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut frames = Vec::new();
+        loop {
+            let mut batch = Frames::new();
+            match self.poll_take(&mut cx, &mut batch) {
+                Poll::Ready(Next::Frames) => frames.extend(batch),
+                Poll::Ready(Next::Close(closing)) => return (frames, Some(closing)),
+                Poll::Pending => return (frames, None),
+            }
+        }
+    }
+
+    pub fn frames_now(&mut self) -> Vec<Frame> {
+        self.drain_now().0
+    }
+
+    pub fn closing_now(&mut self) -> Option<Closing> {
+        self.drain_now().1
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn full_queue_reports_full_and_close_overtakes() {
+    fn texts(frames: &[Frame]) -> Vec<&str> {
+        frames.iter().map(Frame::as_str).collect()
+    }
+
+    /// One `poll_take`, as the socket makes it.
+    fn take(receiver: &mut OutboxReceiver) -> Poll<(Frames, Next)> {
+        let waker = futures_util::task::noop_waker();
+        let mut batch = Frames::new();
+        receiver
+            .poll_take(&mut Context::from_waker(&waker), &mut batch)
+            .map(|next| (batch, next))
+    }
+
+    #[test]
+    fn full_queue_reports_full_and_close_overtakes() {
         let (outbox, mut receiver) = Outbox::new(2);
         outbox.push(Frame::from_static("a")).unwrap();
         outbox.push(Frame::from_static("b")).unwrap();
@@ -311,31 +360,36 @@ mod tests {
         assert!(outbox.close(CloseCode::SlowConsumer, "slow", false));
         assert!(!outbox.close(CloseCode::Shutdown, "later", true));
         assert_eq!(outbox.push(Frame::from_static("d")), Err(PushError::Closed));
-        match receiver.next().await {
-            Next::Close(closing) => assert_eq!(closing.code, CloseCode::SlowConsumer),
-            other => panic!("expected close, got {other:?}"),
-        }
+        assert_eq!(
+            receiver.urgent_close().map(|closing| closing.code),
+            Some(CloseCode::SlowConsumer)
+        );
+        let (frames, closing) = receiver.drain_now();
+        assert!(frames.is_empty());
+        assert_eq!(closing.unwrap().code, CloseCode::SlowConsumer);
     }
 
-    #[tokio::test]
-    async fn frames_taken_but_not_yet_written_count_against_the_capacity() {
-        // A writer stuck sending a batch to a slow socket: the hub may not
+    #[test]
+    fn frames_taken_but_not_yet_written_count_against_the_capacity() {
+        // A socket stuck sending a batch to a slow client: the hub may not
         // queue another capacity's worth behind it.
         let (outbox, mut receiver) = Outbox::new(2);
         outbox.push(Frame::from_static("a")).unwrap();
         outbox.push(Frame::from_static("b")).unwrap();
-        assert_eq!(receiver.next().await, Next::Frame(Frame::from_static("a")));
+        let Poll::Ready((batch, Next::Frames)) = take(&mut receiver) else {
+            panic!("a batch");
+        };
+        assert_eq!(texts(&batch), ["a", "b"]);
         assert_eq!(outbox.push(Frame::from_static("c")), Err(PushError::Full));
-        assert_eq!(receiver.try_next_frame(), Some(Frame::from_static("b")));
-        // Written: the writer asks again and the room comes back.
-        assert_eq!(receiver.try_next_frame(), None);
+        // Written: the socket asks again and the room comes back.
+        assert!(take(&mut receiver).is_pending());
         outbox.push(Frame::from_static("c")).unwrap();
         outbox.push(Frame::from_static("d")).unwrap();
         assert_eq!(outbox.push(Frame::from_static("e")), Err(PushError::Full));
     }
 
-    #[tokio::test]
-    async fn the_latest_lane_keeps_only_the_newest_per_key_behind_ordered_frames() {
+    #[test]
+    fn the_latest_lane_keeps_only_the_newest_per_key_behind_ordered_frames() {
         let (outbox, mut receiver) = Outbox::new(4);
         let channel = ChannelName::parse("map:x").unwrap();
         let key = |user: &str| (channel.clone(), UserId(user.into()));
@@ -344,19 +398,46 @@ mod tests {
             outbox.push_latest(key("ada"), Frame::from(format!("ada {n}")));
         }
         outbox.push_latest(key("bob"), Frame::from_static("bob 0"));
-        let mut received = Vec::new();
-        while let Some(frame) = receiver.try_next_frame() {
-            received.push(frame.as_str().to_owned());
-        }
-        assert_eq!(received, ["snapshot", "ada 99", "bob 0"]);
+        let received = receiver.frames_now();
+        assert_eq!(texts(&received), ["snapshot", "ada 99", "bob 0"]);
     }
 
-    #[tokio::test]
-    async fn draining_close_waits_behind_queued_frames() {
+    #[test]
+    fn a_long_lane_is_taken_a_slice_at_a_time() {
+        let (outbox, mut receiver) = Outbox::new(4);
+        let channel = ChannelName::parse("map:x").unwrap();
+        for n in 0..LANE_BATCH + 1 {
+            let user = UserId(format!("user{n}"));
+            outbox.push_latest((channel.clone(), user), Frame::from(format!("{n} at 0")));
+        }
+        let Poll::Ready((batch, Next::Frames)) = take(&mut receiver) else {
+            panic!("a batch");
+        };
+        assert_eq!(batch.len(), LANE_BATCH);
+        // The one left behind can still be replaced by a newer value.
+        let last = UserId(format!("user{LANE_BATCH}"));
+        outbox.push_latest((channel.clone(), last), Frame::from_static("newer"));
+        assert_eq!(texts(&receiver.frames_now()), ["newer"]);
+    }
+
+    #[test]
+    fn draining_close_waits_behind_queued_frames() {
         let (outbox, mut receiver) = Outbox::new(4);
         outbox.push(Frame::from_static("a")).unwrap();
         outbox.close(CloseCode::Shutdown, "bye", true);
-        assert_eq!(receiver.next().await, Next::Frame(Frame::from_static("a")));
-        assert!(matches!(receiver.next().await, Next::Close(c) if c.code == CloseCode::Shutdown));
+        assert_eq!(receiver.urgent_close(), None);
+        let (frames, closing) = receiver.drain_now();
+        assert_eq!(texts(&frames), ["a"]);
+        assert_eq!(closing.unwrap().code, CloseCode::Shutdown);
+    }
+
+    #[test]
+    fn the_hub_letting_go_closes_the_connection() {
+        let (outbox, mut receiver) = Outbox::new(4);
+        outbox.push(Frame::from_static("a")).unwrap();
+        drop(outbox);
+        let (frames, closing) = receiver.drain_now();
+        assert_eq!(texts(&frames), ["a"]);
+        assert_eq!(closing.unwrap().code, CloseCode::InternalError);
     }
 }

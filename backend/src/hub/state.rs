@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rookery_common::{
     ChannelName, CloseCode, CommandId, ConnectionId, ErrorCode, GoneReason, Location, Publication,
-    ServerMessage, StreamPosition, UserId, UserInfo, encode,
+    ServerMessage, StreamPosition, UserId, UserInfo,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -382,7 +382,7 @@ impl HubState {
             members,
             locations,
         };
-        self.push(&outbox, Frame::from(encode(&reply)));
+        self.push(&outbox, Frame::encode(&reply));
         if joined && namespace.join_leave {
             let push = ServerMessage::Join {
                 channel: channel.clone(),
@@ -766,7 +766,7 @@ impl HubState {
         let Some(entry) = self.channels.get(channel) else {
             return;
         };
-        let frame = Frame::from(encode(message));
+        let frame = Frame::encode(message);
         let key = (channel.clone(), user);
         let mut n_deliveries = 0;
         for connection_id in &entry.subscribers {
@@ -795,7 +795,7 @@ impl HubState {
         let Some(entry) = self.channels.get(channel) else {
             return;
         };
-        let frame = Frame::from(encode(message));
+        let frame = Frame::encode(message);
         let mut n_deliveries = 0;
         let mut n_drops = 0;
         let mut slow = Vec::new();

@@ -1247,7 +1247,7 @@ fn relay(peers: &HashMap<PeerId, PeerSink>, from: Option<PeerId>, data: &[u8], k
                                 update,
                             },
                         };
-                        let frame = Frame::from(encode(&message));
+                        let frame = Frame::encode(&message);
                         json = Some((channel.clone(), frame.clone()));
                         frame
                     }

@@ -2,7 +2,7 @@
 //! per-socket task.
 //!
 //! - [`origin`]: the `Origin` allow-list.
-//! - [`connection`]: one socket's reader and writer.
+//! - [`connection`]: one socket's task: commands in, deliveries out.
 //! - [`heartbeat`]: when to ping and when to give up.
 //! - [`session`]: what one connection's commands do.
 //! - [`rate`]: the token bucket behind the publish and command limits.
@@ -15,8 +15,7 @@ pub mod rate;
 pub mod session;
 pub mod yjs;
 
-use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rookery_common::SUBPROTOCOL_JSON;
@@ -24,6 +23,8 @@ use rookery_common::SUBPROTOCOL_JSON;
 use crate::http::error::ApiError;
 use crate::net::proxy::Client;
 use crate::server::AppState;
+use crate::websocket::handshake;
+use hyper_util::rt::TokioIo;
 
 /// What every WebSocket upgrade (`/ws` and `/yjs`) must pass: the server is
 /// not shutting down, and the `Origin` is the server's own or allowed.
@@ -58,21 +59,31 @@ pub fn admit(state: &AppState, client: &Client, headers: &HeaderMap) -> Result<(
     Ok(())
 }
 
-pub async fn upgrade(
-    State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    if let Err(refusal) = admit(&state, &client, &headers) {
+/// `/ws`: the handshake is checked and answered here, and the connection
+/// served by [`connection::serve`] on Rookery's own WebSocket layer.
+pub async fn upgrade(State(state): State<AppState>, client: Client, request: Request) -> Response {
+    if let Err(refusal) = admit(&state, &client, request.headers()) {
         return refusal.into_response();
     }
-    let limits = &state.config.limits;
-    upgrade
-        .protocols([SUBPROTOCOL_JSON])
-        .read_buffer_size(limits.read_buffer_size)
-        .write_buffer_size(limits.write_buffer_size)
-        .max_message_size(limits.max_message_size)
-        .max_frame_size(limits.max_message_size)
-        .on_upgrade(move |socket| connection::serve(socket, state, client))
+    let handshake = match handshake::check(
+        request.method(),
+        request.version(),
+        request.headers(),
+        SUBPROTOCOL_JSON,
+    ) {
+        Ok(handshake) => handshake,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let max_message = state.config.limits.max_message_size;
+    let upgraded = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        match upgraded.await {
+            Ok(upgraded) => {
+                let socket = connection::Socket::new(TokioIo::new(upgraded), max_message);
+                connection::serve(socket, state, client).await;
+            }
+            Err(error) => tracing::debug!(%error, "websocket upgrade failed"),
+        }
+    });
+    handshake.response()
 }

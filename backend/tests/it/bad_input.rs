@@ -574,3 +574,47 @@ async fn a_kept_alive_connection_must_send_its_next_request_in_time() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_request_that_is_not_a_handshake_gets_426_with_its_code() {
+    let server = TestServer::start().await;
+    let response = reqwest::get(server.url("/ws")).await.unwrap();
+    assert_eq!(response.status(), 426);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_a_websocket_handshake");
+}
+
+/// Reads one server frame: its opcode and payload.
+async fn server_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut header = [0u8; 2];
+    within(stream.read_exact(&mut header)).await.unwrap();
+    assert_eq!(header[1] & 0x80, 0, "server frames are not masked");
+    let length = usize::from(header[1] & 0x7f);
+    assert!(length < 126);
+    let mut payload = vec![0u8; length];
+    within(stream.read_exact(&mut payload)).await.unwrap();
+    (header[0] & 0x0f, payload)
+}
+
+#[tokio::test]
+async fn pings_get_pongs_and_a_client_close_gets_its_code_back() {
+    let server = TestServer::start().await;
+    let mut stream = raw_socket(&server).await;
+    stream
+        .write_all(&frame(0x9, b"still there?", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        server_frame(&mut stream).await,
+        (0xA, b"still there?".to_vec())
+    );
+    // The closing handshake: the client's code comes back, then the end.
+    stream
+        .write_all(&frame(0x8, &4321u16.to_be_bytes(), true))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut stream).await, 4321);
+    let mut rest = Vec::new();
+    within(stream.read_to_end(&mut rest)).await.unwrap();
+    assert!(rest.is_empty(), "nothing after the close frame");
+}

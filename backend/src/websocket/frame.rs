@@ -1,0 +1,193 @@
+//! Server-to-client frames, encoded whole once.
+//!
+//! A server never masks its frames (RFC 6455 §5.1), so a publication's frame
+//! is byte for byte the same for every subscriber: it is encoded once, header
+//! included, and every subscriber's queue holds the same bytes. Writing it is
+//! a copy into the kernel, nothing more.
+
+use std::fmt;
+
+use bytes::{Buf, Bytes};
+use rookery_common::ServerMessage;
+
+/// The longest header a server frame needs: two bytes and a 64-bit length.
+const MAX_HEADER: usize = 10;
+
+pub const OPCODE_TEXT: u8 = 0x1;
+pub const OPCODE_CLOSE: u8 = 0x8;
+pub const OPCODE_PONG: u8 = 0xA;
+
+/// One complete, unfragmented server frame. Cloning is a reference-count
+/// increment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame {
+    bytes: Bytes,
+    /// Where the payload starts.
+    header_len: u8,
+}
+
+/// The header of an unmasked, final frame: its bytes and how many are used.
+fn header(opcode: u8, len: usize) -> ([u8; MAX_HEADER], usize) {
+    let mut header = [0u8; MAX_HEADER];
+    header[0] = 0x80 | opcode;
+    let used = if len < 126 {
+        header[1] = len as u8;
+        2
+    } else if let Ok(len) = u16::try_from(len) {
+        header[1] = 126;
+        header[2..4].copy_from_slice(&len.to_be_bytes());
+        4
+    } else {
+        header[1] = 127;
+        header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    };
+    (header, used)
+}
+
+impl Frame {
+    /// A frame around `payload`, written after room left for the header:
+    /// the payload is not copied again.
+    fn finish(opcode: u8, mut buffer: Vec<u8>) -> Frame {
+        let len = buffer.len() - MAX_HEADER;
+        let (header, used) = header(opcode, len);
+        let start = MAX_HEADER - used;
+        buffer[start..MAX_HEADER].copy_from_slice(&header[..used]);
+        let mut bytes = Bytes::from(buffer);
+        bytes.advance(start);
+        Frame {
+            bytes,
+            header_len: used as u8,
+        }
+    }
+
+    fn with_payload(opcode: u8, payload: &[u8]) -> Frame {
+        let mut buffer = Vec::with_capacity(MAX_HEADER + payload.len());
+        buffer.resize(MAX_HEADER, 0);
+        buffer.extend_from_slice(payload);
+        Frame::finish(opcode, buffer)
+    }
+
+    /// A server message as a text frame, serialized straight into the
+    /// frame's buffer.
+    pub fn encode(message: &ServerMessage) -> Frame {
+        let mut buffer = Vec::with_capacity(128);
+        buffer.resize(MAX_HEADER, 0);
+        // As `rookery_common::encode`: these types always serialize.
+        serde_json::to_writer(&mut buffer, message).expect("server messages serialize");
+        Frame::finish(OPCODE_TEXT, buffer)
+    }
+
+    pub fn text(text: &str) -> Frame {
+        Frame::with_payload(OPCODE_TEXT, text.as_bytes())
+    }
+
+    pub fn from_static(text: &'static str) -> Frame {
+        Frame::text(text)
+    }
+
+    /// A close frame; `reason` is cut to the 123 bytes a control frame
+    /// leaves for it, at a character boundary.
+    pub fn close(code: u16, reason: &str) -> Frame {
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut payload = Vec::with_capacity(2 + end);
+        payload.extend_from_slice(&code.to_be_bytes());
+        payload.extend_from_slice(&reason.as_bytes()[..end]);
+        Frame::with_payload(OPCODE_CLOSE, &payload)
+    }
+
+    /// The answer to a ping: its payload back (at most 125 bytes, which the
+    /// decoder has checked).
+    pub fn pong(payload: &[u8]) -> Frame {
+        Frame::with_payload(OPCODE_PONG, payload)
+    }
+
+    /// The frame as it goes on the wire.
+    pub fn wire(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn opcode(&self) -> u8 {
+        self.bytes[0] & 0x0f
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.bytes[usize::from(self.header_len)..]
+    }
+
+    /// A text frame's payload.
+    ///
+    /// # Panics
+    /// On a close or pong frame whose payload is not text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.payload()).expect("a text frame")
+    }
+}
+
+impl From<String> for Frame {
+    fn from(text: String) -> Frame {
+        Frame::text(&text)
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frame")
+            .field("opcode", &self.opcode())
+            .field("payload", &String::from_utf8_lossy(self.payload()))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_take_the_shortest_header() {
+        for (len, header_len) in [(0, 2), (125, 2), (126, 4), (65_535, 4), (65_536, 10)] {
+            let text = "x".repeat(len);
+            let frame = Frame::text(&text);
+            assert_eq!(frame.wire().len(), header_len + len, "{len}");
+            assert_eq!(frame.wire()[0], 0x81);
+            assert_eq!(frame.as_str(), text);
+            match header_len {
+                2 => assert_eq!(usize::from(frame.wire()[1]), len),
+                4 => {
+                    assert_eq!(frame.wire()[1], 126);
+                    assert_eq!(
+                        usize::from(u16::from_be_bytes([frame.wire()[2], frame.wire()[3]])),
+                        len
+                    );
+                }
+                _ => {
+                    assert_eq!(frame.wire()[1], 127);
+                    let mut length = [0u8; 8];
+                    length.copy_from_slice(&frame.wire()[2..10]);
+                    assert_eq!(u64::from_be_bytes(length), len as u64);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_encoded_message_is_its_json_in_a_text_frame() {
+        let message = ServerMessage::Ping {};
+        let frame = Frame::encode(&message);
+        assert_eq!(frame.as_str(), rookery_common::encode(&message));
+        assert_eq!(frame.opcode(), OPCODE_TEXT);
+    }
+
+    #[test]
+    fn a_close_reason_is_cut_at_a_character_boundary() {
+        let reason = "é".repeat(100);
+        let frame = Frame::close(4100, &reason);
+        assert_eq!(frame.opcode(), OPCODE_CLOSE);
+        assert_eq!(&frame.payload()[..2], &4100u16.to_be_bytes());
+        let text = std::str::from_utf8(&frame.payload()[2..]).unwrap();
+        assert_eq!(text.len(), 122);
+    }
+}

@@ -1,0 +1,20 @@
+//! RFC 6455 for the JSON protocol's `/ws`: the handshake, frames both ways
+//! and one task's socket driving them.
+//!
+//! Rookery's own rather than tungstenite's: a subscriber's frame is encoded
+//! once, header and all, and written from the shared bytes; an idle
+//! connection holds no read or write buffer; and one task serves both
+//! directions (see ARCHITECTURE.md). `/yjs` keeps tungstenite, through axum.
+//!
+//! - [`frame`]: server frames, encoded once for every subscriber.
+//! - [`decoder`]: client frames into messages, violations into close codes.
+//! - [`handshake`]: which requests are handshakes, and the 101 answer.
+//! - [`socket`]: one connection's stream, written from its outbox and read.
+
+pub mod decoder;
+pub mod frame;
+pub mod handshake;
+pub mod socket;
+
+pub use frame::Frame;
+pub use socket::{End, Event, Socket};

@@ -1,0 +1,425 @@
+//! One WebSocket connection's socket, driven from one task: it writes what
+//! the connection's outbox holds and reads the client's messages.
+//!
+//! Nothing here is kept per connection while it is idle but the stream
+//! itself: reads go through a buffer on the stack (the decoder keeps only an
+//! unfinished frame), and a batch of frames is written straight from the
+//! shared bytes every subscriber's queue holds, many frames to one
+//! vectored write.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::decoder::{Decoder, Incoming, Violation};
+use super::frame::Frame;
+use crate::hub::outbox::{Closing, Frames, Next, OutboxReceiver};
+
+/// How much one read takes from the kernel.
+const READ_CHUNK: usize = 4096;
+
+/// How many frames one vectored write carries at most.
+const MAX_SLICES: usize = 64;
+
+/// What the client did, or why the connection ends.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    Text(String),
+    /// A binary message, which the JSON protocol has no use for.
+    Binary,
+    /// A ping (answered already) or a pong: a sign of life.
+    Alive,
+    End(End),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// The stream ended or failed: nothing more can be sent.
+    Gone,
+    /// The client sent a close frame, with this code if any.
+    ClientClosed(Option<u16>),
+    /// The client broke the protocol.
+    Violation(Violation),
+    /// The server asked to close, on the outbox.
+    Close(Closing),
+}
+
+pub struct Socket<Io> {
+    io: Io,
+    decoder: Decoder,
+    /// The frames being written: `batch[written..]`, of which the first has
+    /// `offset` bytes out already.
+    batch: Frames,
+    written: usize,
+    offset: usize,
+    /// Written since the last flush (TLS holds bytes until flushed).
+    unflushed: bool,
+    /// A write failed: the stream is of no more use.
+    broken: bool,
+}
+
+impl<Io: AsyncRead + AsyncWrite + Unpin> Socket<Io> {
+    pub fn new(io: Io, max_message: usize) -> Socket<Io> {
+        Socket {
+            io,
+            decoder: Decoder::new(max_message),
+            batch: Frames::new(),
+            written: 0,
+            offset: 0,
+            unflushed: false,
+            broken: false,
+        }
+    }
+
+    /// Writes what the outbox holds, then reads: the next thing the client
+    /// did, or the end of the connection.
+    pub fn poll_event(&mut self, cx: &mut Context<'_>, outbox: &mut OutboxReceiver) -> Poll<Event> {
+        // Writing first: a delivery is what wakes most connections.
+        if let Poll::Ready(end) = self.poll_send(cx, outbox) {
+            return Poll::Ready(Event::End(end));
+        }
+        self.poll_read(cx)
+    }
+
+    /// Writes what the outbox holds until it is empty or the stream is full;
+    /// ready with a close the outbox asks for, or when the stream fails.
+    pub fn poll_send(&mut self, cx: &mut Context<'_>, outbox: &mut OutboxReceiver) -> Poll<End> {
+        loop {
+            if let Some(closing) = outbox.urgent_close() {
+                return Poll::Ready(End::Close(closing));
+            }
+            match self.poll_write_batch(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(End::Gone),
+                Poll::Pending => {
+                    // Busy writing, but a close must still wake the task.
+                    outbox.register(cx);
+                    return Poll::Pending;
+                }
+            }
+            match outbox.poll_take(cx, &mut self.batch) {
+                Poll::Ready(Next::Frames) => {}
+                Poll::Ready(Next::Close(closing)) => return Poll::Ready(End::Close(closing)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Writes the batch out and flushes; ready once all of it is written.
+    fn poll_write_batch(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.broken {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        while self.written < self.batch.len() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let pending = &self.batch[self.written..];
+            let n = pending.len().min(MAX_SLICES);
+            for (slice, frame) in slices.iter_mut().zip(pending) {
+                *slice = IoSlice::new(frame.wire());
+            }
+            slices[0] = IoSlice::new(&pending[0].wire()[self.offset..]);
+            let io = Pin::new(&mut self.io);
+            // One frame (the usual delivery) by `send`; `writev` costs the
+            // kernel more for a single buffer.
+            let wrote = if n == 1 {
+                io.poll_write(cx, &slices[0])
+            } else {
+                io.poll_write_vectored(cx, &slices[..n])
+            };
+            let wrote = match ready!(wrote) {
+                Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+                other => other,
+            };
+            match wrote {
+                Ok(wrote) => self.advance(wrote),
+                Err(error) => {
+                    self.broken = true;
+                    return Poll::Ready(Err(error));
+                }
+            }
+            self.unflushed = true;
+        }
+        if self.batch.spilled() {
+            // A burst's buffer is let go with it.
+            self.batch = Frames::new();
+        } else {
+            self.batch.clear();
+        }
+        self.written = 0;
+        self.offset = 0;
+        if self.unflushed {
+            if let Err(error) = ready!(Pin::new(&mut self.io).poll_flush(cx)) {
+                self.broken = true;
+                return Poll::Ready(Err(error));
+            }
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn advance(&mut self, mut wrote: usize) {
+        while wrote > 0 {
+            let left = self.batch[self.written].wire().len() - self.offset;
+            if wrote < left {
+                self.offset += wrote;
+                return;
+            }
+            wrote -= left;
+            self.written += 1;
+            self.offset = 0;
+        }
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+        loop {
+            match self.decoder.next_message() {
+                Err(violation) => return Poll::Ready(Event::End(End::Violation(violation))),
+                Ok(Some(Incoming::Text(text))) => return Poll::Ready(Event::Text(text)),
+                Ok(Some(Incoming::Binary)) => return Poll::Ready(Event::Binary),
+                Ok(Some(Incoming::Ping(payload))) => {
+                    // Goes out with the next write, which the caller's next
+                    // poll makes.
+                    self.batch.push(Frame::pong(&payload));
+                    return Poll::Ready(Event::Alive);
+                }
+                Ok(Some(Incoming::Pong)) => return Poll::Ready(Event::Alive),
+                Ok(Some(Incoming::Close(code))) => {
+                    return Poll::Ready(Event::End(End::ClientClosed(code)));
+                }
+                Ok(None) => {}
+            }
+            match ready!(self.poll_read_chunk(cx)) {
+                Some(()) => {}
+                None => return Poll::Ready(Event::End(End::Gone)),
+            }
+        }
+    }
+
+    /// Reads what the kernel has into the decoder; `None` at the end of the
+    /// stream or on an error.
+    fn poll_read_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut buf = ReadBuf::uninit(&mut chunk);
+        match ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)) {
+            Ok(()) if !buf.filled().is_empty() => {
+                self.decoder.extend(buf.filled());
+                Poll::Ready(Some(()))
+            }
+            _ => Poll::Ready(None),
+        }
+    }
+
+    /// Sends `last` after the frame being written (the rest of the batch is
+    /// dropped if `overtake`, else sent first), then ends the stream's
+    /// sending side. At most `within`: the client may not be reading.
+    pub async fn send_last(&mut self, overtake: bool, last: &[Frame], within: Duration) -> bool {
+        if overtake {
+            let keep = self.written + usize::from(self.offset > 0);
+            self.batch.truncate(keep);
+        }
+        self.batch.extend(last.iter().cloned());
+        let sent = async {
+            poll_fn(|cx| self.poll_write_batch(cx)).await?;
+            poll_fn(|cx| Pin::new(&mut self.io).poll_shutdown(cx)).await
+        };
+        matches!(tokio::time::timeout(within, sent).await, Ok(Ok(())))
+    }
+
+    /// Writes everything the outbox holds until it asks to close (a close
+    /// that waits for queued frames); `None` if the stream failed first.
+    pub async fn drain(&mut self, outbox: &mut OutboxReceiver) -> Option<Closing> {
+        match poll_fn(|cx| self.poll_send(cx, outbox)).await {
+            End::Close(closing) => Some(closing),
+            _ => None,
+        }
+    }
+
+    /// Reads until the client's close frame, the end of the stream or
+    /// `within`: the client reads our close frame meanwhile, and closing
+    /// with its input unread would make the kernel reset the connection.
+    /// After a violation the bytes are only discarded.
+    pub async fn linger(&mut self, decode: bool, within: Duration) {
+        let wait = poll_fn(|cx| {
+            loop {
+                if decode {
+                    match self.decoder.next_message() {
+                        Ok(Some(Incoming::Close(_))) | Err(_) => return Poll::Ready(()),
+                        Ok(_) => {}
+                    }
+                }
+                let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+                let mut buf = ReadBuf::uninit(&mut chunk);
+                match ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)) {
+                    Ok(()) if !buf.filled().is_empty() => {
+                        if decode {
+                            self.decoder.extend(buf.filled());
+                        }
+                    }
+                    _ => return Poll::Ready(()),
+                }
+            }
+        });
+        let _ = tokio::time::timeout(within, wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
+
+    use super::*;
+    use crate::hub::outbox::Outbox;
+
+    const KEY: [u8; 4] = [1, 2, 3, 4];
+
+    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 126);
+        let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+        frame.extend_from_slice(&KEY);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
+        frame
+    }
+
+    async fn next_event(socket: &mut Socket<DuplexStream>, receiver: &mut OutboxReceiver) -> Event {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            poll_fn(|cx| socket.poll_event(cx, receiver)),
+        )
+        .await
+        .expect("an event")
+    }
+
+    /// Reads one unmasked server frame: its opcode and payload.
+    async fn server_frame(client: &mut DuplexStream) -> (u8, Vec<u8>) {
+        let mut header = [0u8; 2];
+        client.read_exact(&mut header).await.unwrap();
+        let mut len = usize::from(header[1] & 0x7f);
+        if len == 126 {
+            let mut extended = [0u8; 2];
+            client.read_exact(&mut extended).await.unwrap();
+            len = usize::from(u16::from_be_bytes(extended));
+        }
+        let mut payload = vec![0; len];
+        client.read_exact(&mut payload).await.unwrap();
+        (header[0] & 0x0f, payload)
+    }
+
+    #[tokio::test]
+    async fn queued_frames_go_out_in_order_through_a_small_pipe() {
+        // A pipe smaller than one frame: every write is partial.
+        let (server, mut client) = duplex(7);
+        let mut socket = Socket::new(server, 1024);
+        let (outbox, mut receiver) = Outbox::new(64);
+        let texts: Vec<String> = (0..20)
+            .map(|n| format!("frame {n} {}", "x".repeat(n * 10)))
+            .collect();
+        for text in &texts {
+            outbox.push(Frame::text(text)).unwrap();
+        }
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..20 {
+                let (opcode, payload) = server_frame(&mut client).await;
+                assert_eq!(opcode, 0x1);
+                got.push(String::from_utf8(payload).unwrap());
+            }
+            got
+        });
+        let writing = tokio::time::timeout(
+            Duration::from_secs(5),
+            poll_fn(|cx| match socket.poll_event(cx, &mut receiver) {
+                Poll::Pending if socket.batch.is_empty() => Poll::Ready(()),
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(event) => panic!("{event:?}"),
+            }),
+        );
+        writing.await.expect("all written");
+        assert_eq!(reader.await.unwrap(), texts);
+    }
+
+    #[tokio::test]
+    async fn pings_are_answered_and_messages_read() {
+        let (server, mut client) = duplex(1024);
+        let mut socket = Socket::new(server, 1024);
+        let (_outbox, mut receiver) = Outbox::new(4);
+        let mut bytes = client_frame(0x9, b"are you there");
+        bytes.extend(client_frame(0x1, b"{\"type\":\"ping\"}"));
+        client.write_all(&bytes).await.unwrap();
+        assert_eq!(next_event(&mut socket, &mut receiver).await, Event::Alive);
+        assert_eq!(
+            next_event(&mut socket, &mut receiver).await,
+            Event::Text("{\"type\":\"ping\"}".into())
+        );
+        assert_eq!(
+            server_frame(&mut client).await,
+            (0xA, b"are you there".to_vec())
+        );
+        client
+            .write_all(&client_frame(0x8, &[0x03, 0xe8]))
+            .await
+            .unwrap();
+        assert_eq!(
+            next_event(&mut socket, &mut receiver).await,
+            Event::End(End::ClientClosed(Some(1000)))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_close_overtakes_a_stuck_batch_but_finishes_its_frame() {
+        let (server, mut client) = duplex(16);
+        let mut socket = Socket::new(server, 1024);
+        let (outbox, mut receiver) = Outbox::new(64);
+        outbox.push(Frame::text(&"a".repeat(40))).unwrap();
+        outbox.push(Frame::text(&"b".repeat(40))).unwrap();
+        // The client reads nothing: the first frame is written in part.
+        let pending = poll_fn(|cx| Poll::Ready(socket.poll_event(cx, &mut receiver))).await;
+        assert!(pending.is_pending());
+        outbox.close(rookery_common::CloseCode::SlowConsumer, "slow", false);
+        let Event::End(End::Close(closing)) = next_event(&mut socket, &mut receiver).await else {
+            panic!("the close");
+        };
+        let reader = tokio::spawn(async move {
+            let first = server_frame(&mut client).await;
+            let close = server_frame(&mut client).await;
+            (first, close)
+        });
+        let close = Frame::close(closing.code.number(), &closing.reason);
+        assert!(
+            socket
+                .send_last(true, &[close], Duration::from_secs(5))
+                .await
+        );
+        let (first, close) = reader.await.unwrap();
+        assert_eq!(first, (0x1, "a".repeat(40).into_bytes()));
+        assert_eq!(close.0, 0x8);
+        assert_eq!(&close.1[..2], &4100u16.to_be_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_violation_and_the_end_of_the_stream_are_reported() {
+        let (server, mut client) = duplex(1024);
+        let mut socket = Socket::new(server, 1024);
+        let (_outbox, mut receiver) = Outbox::new(4);
+        let mut unmasked = client_frame(0x1, b"x");
+        unmasked[1] &= 0x7f;
+        client.write_all(&unmasked).await.unwrap();
+        let Event::End(End::Violation(violation)) = next_event(&mut socket, &mut receiver).await
+        else {
+            panic!("a violation");
+        };
+        assert_eq!(violation.code.number(), 1002);
+
+        let (server, client) = duplex(1024);
+        let mut socket = Socket::new(server, 1024);
+        drop(client);
+        assert_eq!(
+            next_event(&mut socket, &mut receiver).await,
+            Event::End(End::Gone)
+        );
+    }
+}
