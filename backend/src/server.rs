@@ -20,6 +20,7 @@ use crate::cluster::Cluster;
 use crate::cluster::notes::ClusterNotes;
 use crate::config::Config;
 use crate::http::{health, static_files};
+use crate::hub::outbox::Flusher;
 use crate::hub::{Hub, Publisher, unix_time_ms};
 use crate::metrics::Metrics;
 use crate::net::Listeners;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub notes: Arc<Notes>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    /// Writes deliveries to plain TCP sockets (hub/outbox.rs).
+    pub flusher: Arc<Flusher>,
     lifecycle: Arc<Lifecycle>,
     per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
@@ -122,6 +125,7 @@ impl AppState {
             notes,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
+            flusher: Flusher::start(),
             lifecycle: Arc::default(),
             per_ip: Arc::default(),
         }

@@ -4,12 +4,23 @@
 //! connection's queue is full, closes that connection as a slow consumer
 //! instead of slowing everyone else down.
 //!
+//! A plain TCP socket's frames are written by the server's [`Flusher`]
+//! rather than the connection's task when the task has nothing under way:
+//! a publication to 10,000 quiet subscribers then wakes one task, not
+//! 10,000, and each socket gets one `send` for what queued meanwhile (the
+//! way uWebSockets drains its sockets at the end of a loop iteration).
+//! Under load the flusher runs behind and more frames go out per `send`.
+//! Whatever the kernel does not take at once stays queued (with how much
+//! of its first frame went out) and the connection's task finishes it.
+//!
 //! Latest-value updates take a second, conflating lane: one slot per key,
 //! where a newer value replaces an unsent older one. A slow reader of a
 //! live map gets the newest position of each sharer, never a backlog, and
 //! is never disconnected for it.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -17,6 +28,7 @@ use std::task::{Context, Poll};
 use futures_util::task::AtomicWaker;
 use rookery_common::{ChannelName, CloseCode, UserId};
 use smallvec::SmallVec;
+use tokio::net::TcpStream;
 
 /// One encoded WebSocket frame. Cloning is a reference-count increment, so
 /// a publication is encoded once and shared by every subscriber's queue.
@@ -75,6 +87,20 @@ struct State {
     lane: Option<Box<LaneSlots>>,
     closing: Option<Closing>,
     receiver_gone: bool,
+    /// The socket and the flusher that may write to it (plain TCP, while
+    /// the connection is open): taken back before the task closes it.
+    direct: Option<Box<Direct>>,
+    /// The task holds frames it has not finished writing: the flusher may
+    /// not write in between.
+    busy: bool,
+    /// How much of the first queued frame the flusher sent already.
+    head_written: usize,
+}
+
+#[derive(Debug)]
+struct Direct {
+    socket: Arc<TcpStream>,
+    flusher: Arc<Flusher>,
 }
 
 /// The hub's end of a connection's queue.
@@ -93,8 +119,11 @@ pub struct OutboxReceiver {
 /// What [`OutboxReceiver::poll_take`] found.
 #[derive(Debug, PartialEq)]
 pub enum Next {
-    /// Frames were moved into the batch: one lock per batch, not per frame.
-    Frames,
+    /// Frames were moved into the batch (one lock per batch, not per
+    /// frame), of whose first this many bytes are written already.
+    Frames {
+        written: usize,
+    },
     Close(Closing),
 }
 
@@ -160,12 +189,23 @@ impl Outbox {
         }
         let was_empty = state.frames.is_empty();
         state.frames.push(frame);
-        drop(state);
-        // A queue that was not empty has woken the writer already, which
-        // has not taken it yet: one wake-up per batch, not per frame.
-        if was_empty {
-            self.shared.waker.wake();
+        // A queue that was not empty has been handed on already (to the
+        // flusher or the task), which has not taken it yet: one hand-over
+        // per batch, not per frame.
+        if !was_empty {
+            return Ok(());
         }
+        if !state.busy
+            && state.lane.is_none()
+            && let Some(direct) = &state.direct
+        {
+            let flusher = direct.flusher.clone();
+            drop(state);
+            flusher.add(self.shared.clone());
+            return Ok(());
+        }
+        drop(state);
+        self.shared.waker.wake();
         Ok(())
     }
 
@@ -189,6 +229,18 @@ impl Outbox {
 
     pub fn is_closing(&self) -> bool {
         self.shared.closing.load(Ordering::Acquire)
+    }
+
+    /// How many frames wait to be written (tests).
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.shared.state().frames.len()
+    }
+
+    /// How much of the first queued frame is written (tests).
+    #[cfg(test)]
+    pub fn head_written(&self) -> usize {
+        self.shared.state().head_written
     }
 }
 
@@ -217,6 +269,7 @@ impl Drop for OutboxReceiver {
         // Nobody will write these; the hub may hold its handle a while.
         state.frames = Frames::new();
         state.lane = None;
+        state.direct = None;
     }
 }
 
@@ -248,14 +301,19 @@ impl OutboxReceiver {
             // The queue starts again inline; a burst's spilled buffer goes
             // with the batch once written.
             *batch = std::mem::take(&mut state.frames);
-            return Poll::Ready(Next::Frames);
+            state.busy = true;
+            let written = std::mem::take(&mut state.head_written);
+            return Poll::Ready(Next::Frames { written });
         }
         if take_latest(&mut state.lane, batch) {
-            return Poll::Ready(Next::Frames);
+            state.busy = true;
+            return Poll::Ready(Next::Frames { written: 0 });
         }
         if let Some(closing) = &state.closing {
             return Poll::Ready(Next::Close(closing.clone()));
         }
+        // Everything taken is written: the flusher may write again.
+        state.busy = false;
         drop(state);
         if self.shared.senders.load(Ordering::Acquire) == 0 {
             // Every sender is gone: the hub forgot this connection.
@@ -283,6 +341,33 @@ impl OutboxReceiver {
     pub fn register(&self, cx: &Context<'_>) {
         self.shared.waker.register(cx.waker());
     }
+
+    /// Queues a frame of the connection's own (a pong) behind the rest,
+    /// outside the capacity: it is the client's answer, not a delivery.
+    pub fn push_control(&self, frame: Frame) {
+        let mut state = self.shared.state();
+        if state.closing.is_some() {
+            return;
+        }
+        state.frames.push(frame);
+        drop(state);
+        self.shared.waker.wake();
+    }
+
+    /// Lets `flusher` write to `socket` while the task has nothing under
+    /// way.
+    pub fn attach(&self, socket: Arc<TcpStream>, flusher: Arc<Flusher>) {
+        self.shared.state().direct = Some(Box::new(Direct { socket, flusher }));
+    }
+
+    /// Takes the socket back: the flusher starts no write after this
+    /// returns (one under way holds the lock), so the task may write its
+    /// close.
+    pub fn detach(&self) {
+        let mut state = self.shared.state();
+        state.direct = None;
+        state.busy = true;
+    }
 }
 
 /// Moves up to [`LANE_BATCH`] latest-value frames into `batch`; whether
@@ -306,6 +391,120 @@ fn take_latest(lane: &mut Option<Box<LaneSlots>>, batch: &mut Frames) -> bool {
     !batch.is_empty()
 }
 
+/// Writes the frames of queues handed to it, one `send` per socket per
+/// round, from one task for the whole server.
+#[derive(Debug, Default)]
+pub struct Flusher {
+    queues: Mutex<Vec<Arc<Shared>>>,
+    waker: AtomicWaker,
+}
+
+/// How many frames one vectored write carries at most.
+const MAX_SLICES: usize = 64;
+
+impl Flusher {
+    /// A flusher and its task (which ends with the runtime).
+    pub fn start() -> Arc<Flusher> {
+        let flusher = Arc::new(Flusher::default());
+        tokio::spawn(flusher.clone().run());
+        flusher
+    }
+
+    fn add(&self, queue: Arc<Shared>) {
+        let mut queues = self.queues.lock().expect("flusher lock");
+        let was_empty = queues.is_empty();
+        queues.push(queue);
+        drop(queues);
+        if was_empty {
+            self.waker.wake();
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut round = Vec::new();
+        loop {
+            poll_fn(|cx| {
+                self.waker.register(cx.waker());
+                let mut queues = self.queues.lock().expect("flusher lock");
+                if queues.is_empty() {
+                    return Poll::Pending;
+                }
+                std::mem::swap(&mut *queues, &mut round);
+                Poll::Ready(())
+            })
+            .await;
+            for queue in round.drain(..) {
+                flush(&queue);
+            }
+            // A round over thousands of sockets takes a while: let other
+            // tasks (publishers among them) run before the next.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Writes what `queue` holds to its socket, unless its task has taken over;
+/// what the kernel does not take is left to the task.
+fn flush(queue: &Shared) {
+    let mut state = queue.state();
+    let State {
+        frames,
+        direct,
+        busy,
+        head_written,
+        closing,
+        ..
+    } = &mut *state;
+    let Some(direct) = direct else {
+        return;
+    };
+    if *busy || closing.is_some() || frames.is_empty() {
+        return;
+    }
+    while !frames.is_empty() {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let n = frames.len().min(MAX_SLICES);
+        for (slice, frame) in slices.iter_mut().zip(frames.iter()) {
+            *slice = IoSlice::new(frame.wire());
+        }
+        slices[0] = IoSlice::new(&frames[0].wire()[*head_written..]);
+        // One frame (the usual delivery) by `send`: `writev` costs the
+        // kernel more for a single buffer.
+        let written = if n == 1 {
+            direct.socket.try_write(&slices[0])
+        } else {
+            direct.socket.try_write_vectored(&slices[..n])
+        };
+        // Full or failed: the task waits for room, or finds out why.
+        let Ok(mut written) = written else {
+            break;
+        };
+        let mut done = 0;
+        for frame in frames.iter().take(n) {
+            let left = frame.wire().len() - *head_written;
+            if written < left {
+                *head_written += written;
+                break;
+            }
+            written -= left;
+            *head_written = 0;
+            done += 1;
+        }
+        frames.drain(..done);
+        if done < n {
+            break;
+        }
+    }
+    if frames.is_empty() {
+        if frames.spilled() {
+            *frames = Frames::new();
+        }
+        return;
+    }
+    drop(state);
+    queue.waker.wake();
+}
+
 /// What tests read from a receiver, without a socket.
 #[cfg(test)]
 impl OutboxReceiver {
@@ -318,7 +517,7 @@ impl OutboxReceiver {
         loop {
             let mut batch = Frames::new();
             match self.poll_take(&mut cx, &mut batch) {
-                Poll::Ready(Next::Frames) => frames.extend(batch),
+                Poll::Ready(Next::Frames { .. }) => frames.extend(batch),
                 Poll::Ready(Next::Close(closing)) => return (frames, Some(closing)),
                 Poll::Pending => return (frames, None),
             }
@@ -376,7 +575,7 @@ mod tests {
         let (outbox, mut receiver) = Outbox::new(2);
         outbox.push(Frame::from_static("a")).unwrap();
         outbox.push(Frame::from_static("b")).unwrap();
-        let Poll::Ready((batch, Next::Frames)) = take(&mut receiver) else {
+        let Poll::Ready((batch, Next::Frames { .. })) = take(&mut receiver) else {
             panic!("a batch");
         };
         assert_eq!(texts(&batch), ["a", "b"]);
@@ -410,7 +609,7 @@ mod tests {
             let user = UserId(format!("user{n}"));
             outbox.push_latest((channel.clone(), user), Frame::from(format!("{n} at 0")));
         }
-        let Poll::Ready((batch, Next::Frames)) = take(&mut receiver) else {
+        let Poll::Ready((batch, Next::Frames { .. })) = take(&mut receiver) else {
             panic!("a batch");
         };
         assert_eq!(batch.len(), LANE_BATCH);

@@ -15,6 +15,7 @@ pub mod decoder;
 pub mod frame;
 pub mod handshake;
 pub mod socket;
+pub mod tcp;
 
 pub use frame::Frame;
 pub use socket::{End, Event, Socket};

@@ -76,6 +76,12 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Socket<Io> {
         }
     }
 
+    /// Bytes the client sent before this socket existed (read with the
+    /// handshake).
+    pub fn preload(&mut self, bytes: &[u8]) {
+        self.decoder.extend(bytes);
+    }
+
     /// Writes what the outbox holds, then reads: the next thing the client
     /// did, or the end of the connection.
     pub fn poll_event(&mut self, cx: &mut Context<'_>, outbox: &mut OutboxReceiver) -> Poll<Event> {
@@ -83,7 +89,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Socket<Io> {
         if let Poll::Ready(end) = self.poll_send(cx, outbox) {
             return Poll::Ready(Event::End(end));
         }
-        self.poll_read(cx)
+        self.poll_read(cx, outbox)
     }
 
     /// Writes what the outbox holds until it is empty or the stream is full;
@@ -103,7 +109,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Socket<Io> {
                 }
             }
             match outbox.poll_take(cx, &mut self.batch) {
-                Poll::Ready(Next::Frames) => {}
+                Poll::Ready(Next::Frames { written }) => self.offset = written,
                 Poll::Ready(Next::Close(closing)) => return Poll::Ready(End::Close(closing)),
                 Poll::Pending => return Poll::Pending,
             }
@@ -175,16 +181,16 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Socket<Io> {
         }
     }
 
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, outbox: &OutboxReceiver) -> Poll<Event> {
         loop {
             match self.decoder.next_message() {
                 Err(violation) => return Poll::Ready(Event::End(End::Violation(violation))),
                 Ok(Some(Incoming::Text(text))) => return Poll::Ready(Event::Text(text)),
                 Ok(Some(Incoming::Binary)) => return Poll::Ready(Event::Binary),
                 Ok(Some(Incoming::Ping(payload))) => {
-                    // Goes out with the next write, which the caller's next
-                    // poll makes.
-                    self.batch.push(Frame::pong(&payload));
+                    // In order with the deliveries (a frame may be half
+                    // written); it wakes this task to write it.
+                    outbox.push_control(Frame::pong(&payload));
                     return Poll::Ready(Event::Alive);
                 }
                 Ok(Some(Incoming::Pong)) => return Poll::Ready(Event::Alive),
@@ -273,7 +279,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
     use super::*;
-    use crate::hub::outbox::Outbox;
+    use crate::hub::outbox::{Flusher, Outbox};
 
     const KEY: [u8; 4] = [1, 2, 3, 4];
 
@@ -421,5 +427,119 @@ mod tests {
             next_event(&mut socket, &mut receiver).await,
             Event::End(End::Gone)
         );
+    }
+
+    /// A connected pair over loopback: the server's end shared as the
+    /// outbox and the socket share it.
+    async fn tcp_pair() -> (std::sync::Arc<tokio::net::TcpStream>, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (std::sync::Arc::new(server), client)
+    }
+
+    async fn read_text_frame(client: &mut tokio::net::TcpStream) -> String {
+        let mut header = [0u8; 2];
+        client.read_exact(&mut header).await.unwrap();
+        assert_eq!(header[0], 0x81, "a final text frame");
+        let mut len = usize::from(header[1] & 0x7f);
+        if len == 126 {
+            let mut extended = [0u8; 2];
+            client.read_exact(&mut extended).await.unwrap();
+            len = usize::from(u16::from_be_bytes(extended));
+        }
+        let mut payload = vec![0; len];
+        client.read_exact(&mut payload).await.unwrap();
+        String::from_utf8(payload).unwrap()
+    }
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl futures_util::task::ArcWake for Counting {
+        fn wake_by_ref(counting: &std::sync::Arc<Self>) {
+            counting.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delivery_to_an_idle_socket_wakes_no_connection_task() {
+        let (server, mut client) = tcp_pair().await;
+        let (outbox, mut receiver) = Outbox::new(8);
+        receiver.attach(server, Flusher::start());
+        // The task, idle: its waker registered with the outbox.
+        let counting = std::sync::Arc::new(Counting::default());
+        let waker = futures_util::task::waker(counting.clone());
+        let mut batch = crate::hub::outbox::Frames::new();
+        let taken = receiver.poll_take(&mut Context::from_waker(&waker), &mut batch);
+        assert!(taken.is_pending());
+        outbox.push(Frame::text("one")).unwrap();
+        outbox.push(Frame::text("two")).unwrap();
+        // The flusher wrote them; the task was never woken.
+        assert_eq!(read_text_frame(&mut client).await, "one");
+        assert_eq!(read_text_frame(&mut client).await, "two");
+        assert_eq!(counting.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(receiver.frames_now().is_empty());
+        // Once the task takes the socket back, deliveries queue for it.
+        receiver.detach();
+        outbox.push(Frame::text("queued")).unwrap();
+        assert_eq!(texts(&receiver.frames_now()), ["queued"]);
+    }
+
+    fn texts(frames: &[Frame]) -> Vec<&str> {
+        frames.iter().map(Frame::as_str).collect()
+    }
+
+    #[tokio::test]
+    async fn what_the_kernel_does_not_take_the_task_finishes_in_order() {
+        let (server, mut client) = tcp_pair().await;
+        let (outbox, mut receiver) = Outbox::new(100);
+        receiver.attach(server.clone(), Flusher::start());
+        let mut socket = Socket::new(super::super::tcp::SharedTcp(server), 1024);
+        // A frame larger than the kernel's buffers: the flusher sends
+        // part of it, and the rest is queued with what went out.
+        let huge = "h".repeat(32 << 20);
+        outbox.push(Frame::text(&huge)).unwrap();
+        for n in 0..10 {
+            outbox.push(Frame::text(&format!("after {n}"))).unwrap();
+        }
+        // The flusher's write stops inside the big frame.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while outbox.head_written() == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the flusher writes part of the big frame");
+        assert_eq!(outbox.queued(), 11);
+        let expected = huge.clone();
+        let reader = tokio::spawn(async move {
+            let mut header = [0u8; 10];
+            client.read_exact(&mut header).await.unwrap();
+            assert_eq!(&header[..2], &[0x81, 127]);
+            let mut payload = vec![0; 32 << 20];
+            client.read_exact(&mut payload).await.unwrap();
+            assert!(
+                payload == expected.as_bytes(),
+                "the big frame arrives whole"
+            );
+            for n in 0..10 {
+                assert_eq!(read_text_frame(&mut client).await, format!("after {n}"));
+            }
+            // Kept open: its end would be news to the socket.
+            client
+        });
+        let writing = poll_fn(|cx| match socket.poll_event(cx, &mut receiver) {
+            Poll::Ready(event) => panic!("{event:?}"),
+            Poll::Pending => Poll::<()>::Pending,
+        });
+        tokio::select! {
+            read = reader => drop(read.unwrap()),
+            () = writing => unreachable!(),
+            () = tokio::time::sleep(Duration::from_secs(10)) => panic!("not all frames arrived"),
+        }
     }
 }

@@ -13,9 +13,11 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+
 use rookery_common::{CloseCode, ServerMessage, decode_client};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::heartbeat::{Beat, Heartbeat};
@@ -24,10 +26,12 @@ use crate::hub::{Closing, Frame, Outbox, OutboxReceiver};
 use crate::metrics::Metrics;
 use crate::net::proxy::Client;
 use crate::server::AppState;
-use crate::websocket::{End, Event};
+use crate::websocket::{End, Event, Socket};
 
-/// The upgraded HTTP connection, as `/ws` serves it.
-pub type Socket = crate::websocket::Socket<TokioIo<Upgraded>>;
+/// What a connection's socket is: plain TCP or TLS (or any stream).
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
 /// How long sending the final close frame may take, to a client that may
 /// not be reading at all.
@@ -39,7 +43,8 @@ const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const LINGER: Duration = Duration::from_secs(2);
 
 /// `client`: who is on the other end, through trusted proxies; its address
-/// is what the per-address limit counts.
+/// is what the per-address limit counts. `direct`: the plain TCP socket
+/// under `socket`, which the server's flusher may then write to.
 ///
 /// A plain fn returning the task's future, not an async fn: an async fn
 /// keeps its arguments in its future for its whole life, and a copy of
@@ -52,8 +57,9 @@ const LINGER: Duration = Duration::from_secs(2);
     clippy::manual_async_fn,
     reason = "an async fn would hold its arguments twice"
 )]
-pub fn serve(
-    mut socket: Socket,
+pub fn serve<Io: Stream>(
+    mut socket: Socket<Io>,
+    direct: Option<Arc<TcpStream>>,
     state: AppState,
     client: Client,
 ) -> impl Future<Output = ()> + Send {
@@ -74,9 +80,15 @@ pub fn serve(
             Box::pin(close(&mut socket, End::Close(closing))).await;
             return;
         };
+        if let Some(direct) = direct {
+            receiver.attach(direct, state.flusher.clone());
+        }
         let mut session = Session::new(state.clone(), outbox.clone());
         tracing::debug!(peer = %client.peer, client = %client.ip, "websocket opened");
         let end = run(&mut socket, &mut receiver, &mut session, &outbox, &state).await;
+        // From here the task alone writes: its close frame must not have a
+        // delivery cut into it.
+        receiver.detach();
         Box::pin(finish(end, socket, receiver, session)).await;
         tracing::debug!(peer = %client.peer, client = %client.ip, "websocket closed");
     }
@@ -84,9 +96,9 @@ pub fn serve(
 
 /// After the loop: the close frame the end calls for, the session ended,
 /// then the linger for the client to read the close.
-async fn finish(
+async fn finish<Io: Stream>(
     end: Option<End>,
-    mut socket: Socket,
+    mut socket: Socket<Io>,
     mut receiver: OutboxReceiver,
     mut session: Session,
 ) {
@@ -107,7 +119,7 @@ async fn finish(
 
 /// Sends the close frame `end` calls for, then lingers for the client to
 /// read it.
-async fn close(socket: &mut Socket, end: End) {
+async fn close<Io: Stream>(socket: &mut Socket<Io>, end: End) {
     match end {
         End::Gone => {}
         End::ClientClosed(code) => {
@@ -157,8 +169,8 @@ fn closing_frames(closing: &Closing) -> Vec<Frame> {
 
 /// Serves the connection until it ends: `None` when a close was requested
 /// on the outbox (it may wait behind queued frames), else why it ended.
-async fn run(
-    socket: &mut Socket,
+async fn run<Io: Stream>(
+    socket: &mut Socket<Io>,
     receiver: &mut OutboxReceiver,
     session: &mut Session,
     outbox: &Outbox,
@@ -249,8 +261,8 @@ async fn run(
 /// The command's future is boxed: it is large (the store's, for notes) and
 /// lives only while it runs; inline, it would size every idle connection's
 /// task.
-async fn handle_text(
-    socket: &mut Socket,
+async fn handle_text<Io: Stream>(
+    socket: &mut Socket<Io>,
     receiver: &mut OutboxReceiver,
     session: &mut Session,
     text: &str,
@@ -274,8 +286,13 @@ async fn handle_text(
 mod tests {
     use std::future::Future;
 
-    /// The size of the future an async fn returns, without calling it.
-    fn future_size<A, B, C, F: Future>(_: fn(A, B, C) -> F) -> usize {
+    use hyper::upgrade::Upgraded;
+    use hyper_util::rt::TokioIo;
+
+    use crate::websocket::tcp::SharedTcp;
+
+    /// The size of the future a fn returns, without calling it.
+    fn future_size<A, B, C, D, F: Future>(_: fn(A, B, C, D) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
@@ -286,7 +303,12 @@ mod tests {
     /// benchmark.
     #[test]
     fn a_connection_task_stays_small() {
-        let size = future_size(super::serve);
+        let size = future_size(super::serve::<SharedTcp>);
         assert!(size <= 1280, "a connection's task future is {size} bytes");
+        let size = future_size(super::serve::<TokioIo<Upgraded>>);
+        assert!(
+            size <= 1280,
+            "a TLS connection's task future is {size} bytes"
+        );
     }
 }

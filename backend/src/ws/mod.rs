@@ -23,8 +23,11 @@ use rookery_common::SUBPROTOCOL_JSON;
 use crate::http::error::ApiError;
 use crate::net::proxy::Client;
 use crate::server::AppState;
-use crate::websocket::handshake;
+use crate::websocket::tcp::SharedTcp;
+use crate::websocket::{Socket, handshake};
 use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use tokio::net::TcpStream;
 
 /// What every WebSocket upgrade (`/ws` and `/yjs`) must pass: the server is
 /// not shutting down, and the `Origin` is the server's own or allowed.
@@ -78,10 +81,23 @@ pub async fn upgrade(State(state): State<AppState>, client: Client, request: Req
     let upgraded = hyper::upgrade::on(request);
     tokio::spawn(async move {
         match upgraded.await {
-            Ok(upgraded) => {
-                let socket = connection::Socket::new(TokioIo::new(upgraded), max_message);
-                connection::serve(socket, state, client).await;
-            }
+            // Plain TCP: the socket itself, shared with the outbox for the
+            // flusher. Anything else (TLS) through hyper's stream.
+            Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => {
+                    let tcp = Arc::new(parts.io.into_inner());
+                    let mut socket = Socket::new(SharedTcp(tcp.clone()), max_message);
+                    socket.preload(&parts.read_buf);
+                    // hyper's read buffer (8 KiB): not kept for the
+                    // connection's life.
+                    drop(parts.read_buf);
+                    connection::serve(socket, Some(tcp), state, client).await;
+                }
+                Err(upgraded) => {
+                    let socket = Socket::new(TokioIo::new(upgraded), max_message);
+                    connection::serve(socket, None, state, client).await;
+                }
+            },
             Err(error) => tracing::debug!(%error, "websocket upgrade failed"),
         }
     });
