@@ -177,6 +177,16 @@ impl Outbox {
     }
 
     pub fn push(&self, frame: Frame) -> Result<(), PushError> {
+        self.push_inner(frame, None)
+    }
+
+    /// As [`push`](Self::push), for a fan-out: the queues for the flusher
+    /// are collected in `handover`, which hands them over in one go.
+    pub fn push_to(&self, frame: Frame, handover: &mut Handover) -> Result<(), PushError> {
+        self.push_inner(frame, Some(handover))
+    }
+
+    fn push_inner(&self, frame: Frame, handover: Option<&mut Handover>) -> Result<(), PushError> {
         if self.is_closing() {
             return Err(PushError::Closed);
         }
@@ -199,9 +209,17 @@ impl Outbox {
             && state.lane.is_none()
             && let Some(direct) = &state.direct
         {
-            let flusher = direct.flusher.clone();
-            drop(state);
-            flusher.add(self.shared.clone());
+            match handover {
+                Some(handover) => {
+                    handover.add(&direct.flusher, self.shared.clone());
+                    drop(state);
+                }
+                None => {
+                    let flusher = direct.flusher.clone();
+                    drop(state);
+                    flusher.add(vec![self.shared.clone()]);
+                }
+            }
             return Ok(());
         }
         drop(state);
@@ -229,6 +247,11 @@ impl Outbox {
 
     pub fn is_closing(&self) -> bool {
         self.shared.closing.load(Ordering::Acquire)
+    }
+
+    /// Whether both handles are to one connection's queue.
+    pub fn same_queue(&self, other: &Outbox) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// How many frames wait to be written (tests).
@@ -402,6 +425,42 @@ pub struct Flusher {
 /// How many frames one vectored write carries at most.
 const MAX_SLICES: usize = 64;
 
+/// Queues a fan-out hands to the flusher, given to it in one go when
+/// dropped: one lock of the flusher's list per publication, not per
+/// subscriber.
+#[derive(Debug, Default)]
+pub struct Handover {
+    flusher: Option<Arc<Flusher>>,
+    queues: Vec<Arc<Shared>>,
+}
+
+impl Handover {
+    fn add(&mut self, flusher: &Arc<Flusher>, queue: Arc<Shared>) {
+        if let Some(current) = &self.flusher
+            && !Arc::ptr_eq(current, flusher)
+        {
+            // Another server's (tests run several in one process).
+            self.submit();
+        }
+        if self.flusher.is_none() {
+            self.flusher = Some(flusher.clone());
+        }
+        self.queues.push(queue);
+    }
+
+    fn submit(&mut self) {
+        if let Some(flusher) = self.flusher.take() {
+            flusher.add(std::mem::take(&mut self.queues));
+        }
+    }
+}
+
+impl Drop for Handover {
+    fn drop(&mut self) {
+        self.submit();
+    }
+}
+
 impl Flusher {
     /// A flusher and its task (which ends with the runtime).
     pub fn start() -> Arc<Flusher> {
@@ -410,10 +469,14 @@ impl Flusher {
         flusher
     }
 
-    fn add(&self, queue: Arc<Shared>) {
+    fn add(&self, mut added: Vec<Arc<Shared>>) {
         let mut queues = self.queues.lock().expect("flusher lock");
         let was_empty = queues.is_empty();
-        queues.push(queue);
+        if was_empty {
+            std::mem::swap(&mut *queues, &mut added);
+        } else {
+            queues.append(&mut added);
+        }
         drop(queues);
         if was_empty {
             self.waker.wake();
@@ -473,7 +536,7 @@ fn flush(queue: &Shared) {
         let written = if n == 1 {
             direct.socket.try_write(&slices[0])
         } else {
-            direct.socket.try_write_vectored(&slices[..n])
+            crate::websocket::tcp::try_send_vectored(&direct.socket, &slices[..n])
         };
         // Full or failed: the task waits for room, or finds out why.
         let Ok(mut written) = written else {

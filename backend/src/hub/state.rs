@@ -24,7 +24,7 @@ use super::history::History;
 use super::idempotency::IdempotencyCache;
 use super::latest::LatestValues;
 use super::namespace::{ChannelKind, NamespaceConfig, Namespaces, Publishers};
-use super::outbox::{Frame, Outbox, PushError};
+use super::outbox::{Frame, Handover, Outbox, PushError};
 use super::presence::Presence;
 use super::{ChannelSummary, HubError, HubLimits, HubStats, NamespaceStats};
 
@@ -57,7 +57,9 @@ struct Connection {
 
 #[derive(Debug)]
 struct Channel {
-    subscribers: HashSet<ConnectionId>,
+    /// Each subscriber's outbox beside its id: a fan-out pushes without
+    /// looking the connection up (a cache miss per subscriber).
+    subscribers: HashMap<ConnectionId, Outbox>,
     history: Option<History>,
     presence: Option<Presence>,
     /// Latest-value channels: each sharer's current position.
@@ -221,7 +223,7 @@ impl HubState {
             .channels
             .entry(channel.clone())
             .or_insert_with(|| Channel {
-                subscribers: HashSet::new(),
+                subscribers: HashMap::new(),
                 synced: None,
                 history: (namespace.history_size > 0).then(|| {
                     History::new(new_epoch(), namespace.history_size, namespace.history_ttl)
@@ -327,7 +329,7 @@ impl HubState {
         let outbox = connection.outbox.clone();
 
         let entry = self.channel_entry(channel)?;
-        entry.subscribers.insert(connection_id);
+        entry.subscribers.insert(connection_id, outbox.clone());
         if let Some(synced) = &mut entry.synced {
             synced.idle_since = None;
         }
@@ -769,11 +771,9 @@ impl HubState {
         let frame = Frame::encode(message);
         let key = (channel.clone(), user);
         let mut n_deliveries = 0;
-        for connection_id in &entry.subscribers {
-            if let Some(connection) = self.connections.get(connection_id) {
-                connection.outbox.push_latest(key.clone(), frame.clone());
-                n_deliveries += 1;
-            }
+        for outbox in entry.subscribers.values() {
+            outbox.push_latest(key.clone(), frame.clone());
+            n_deliveries += 1;
         }
         self.namespace_stats(channel).n_deliveries += n_deliveries;
     }
@@ -799,22 +799,22 @@ impl HubState {
         let mut n_deliveries = 0;
         let mut n_drops = 0;
         let mut slow = Vec::new();
-        for connection_id in &entry.subscribers {
+        let mut handover = Handover::default();
+        for (connection_id, outbox) in &entry.subscribers {
             if Some(*connection_id) == except {
                 continue;
             }
-            let Some(connection) = self.connections.get(connection_id) else {
-                continue;
-            };
-            match connection.outbox.push(frame.clone()) {
+            match outbox.push_to(frame.clone(), &mut handover) {
                 Ok(()) => n_deliveries += 1,
                 Err(PushError::Full) => {
                     n_drops += 1;
-                    slow.push(connection.outbox.clone());
+                    slow.push(outbox.clone());
                 }
                 Err(PushError::Closed) => n_drops += 1,
             }
         }
+        // The flusher starts on them now.
+        drop(handover);
         let stats = self.namespace_stats(channel);
         stats.n_deliveries += n_deliveries;
         stats.n_drops += n_drops;
@@ -849,22 +849,23 @@ impl HubState {
                     .channels
                     .get(channel)
                     .expect("subscribed channel exists");
-                assert!(entry.subscribers.contains(connection_id));
+                assert!(entry.subscribers.contains_key(connection_id));
             }
         }
         for (channel, entry) in &self.channels {
-            for connection_id in &entry.subscribers {
+            for (connection_id, outbox) in &entry.subscribers {
                 let connection = self
                     .connections
                     .get(connection_id)
                     .expect("subscriber exists");
                 assert!(connection.channels.contains(channel));
+                assert!(outbox.same_queue(&connection.outbox));
             }
             match &entry.presence {
                 // Other nodes' leases count too: each local subscriber's
                 // own lease must be among them.
                 Some(presence) if self.clustered => {
-                    for connection_id in &entry.subscribers {
+                    for connection_id in entry.subscribers.keys() {
                         let connection = &self.connections[connection_id];
                         if let Some(lease) = connection.leases.get(channel) {
                             assert!(presence.leases().any(|counted| counted == lease));
@@ -878,7 +879,7 @@ impl HubState {
                         entry.subscribers.len(),
                         "{channel}"
                     );
-                    for connection_id in &entry.subscribers {
+                    for connection_id in entry.subscribers.keys() {
                         assert!(presence.contains(&self.connections[connection_id].user.user));
                     }
                 }

