@@ -95,6 +95,8 @@ struct State {
     busy: bool,
     /// How much of the first queued frame the flusher sent already.
     head_written: usize,
+    /// The answer to the client's last ping, not yet written.
+    pong: Option<Frame>,
 }
 
 #[derive(Debug)]
@@ -324,9 +326,15 @@ impl OutboxReceiver {
             // The queue starts again inline; a burst's spilled buffer goes
             // with the batch once written.
             *batch = std::mem::take(&mut state.frames);
+            batch.extend(state.pong.take());
             state.busy = true;
             let written = std::mem::take(&mut state.head_written);
             return Poll::Ready(Next::Frames { written });
+        }
+        if let Some(pong) = state.pong.take() {
+            batch.push(pong);
+            state.busy = true;
+            return Poll::Ready(Next::Frames { written: 0 });
         }
         if take_latest(&mut state.lane, batch) {
             state.busy = true;
@@ -365,14 +373,16 @@ impl OutboxReceiver {
         self.shared.waker.register(cx.waker());
     }
 
-    /// Queues a frame of the connection's own (a pong) behind the rest,
-    /// outside the capacity: it is the client's answer, not a delivery.
-    pub fn push_control(&self, frame: Frame) {
+    /// Queues the answer to a client's ping behind what is queued, outside
+    /// the capacity (it is not a delivery). One at most: an unsent pong is
+    /// replaced by the newer, so a client pinging without reading cannot
+    /// grow the queue.
+    pub fn push_pong(&self, frame: Frame) {
         let mut state = self.shared.state();
         if state.closing.is_some() {
             return;
         }
-        state.frames.push(frame);
+        state.pong = Some(frame);
         drop(state);
         self.shared.waker.wake();
     }
@@ -386,10 +396,18 @@ impl OutboxReceiver {
     /// Takes the socket back: the flusher starts no write after this
     /// returns (one under way holds the lock), so the task may write its
     /// close.
-    pub fn detach(&self) {
+    /// Returns the frame the flusher had started writing, if any, and how
+    /// much of it went out: it must be finished before anything else
+    /// (a close frame) is written.
+    pub fn detach(&self) -> Option<(Frame, usize)> {
         let mut state = self.shared.state();
         state.direct = None;
         state.busy = true;
+        let written = std::mem::take(&mut state.head_written);
+        if written == 0 || state.frames.is_empty() {
+            return None;
+        }
+        Some((state.frames.remove(0), written))
     }
 }
 
@@ -701,5 +719,18 @@ mod tests {
         let (frames, closing) = receiver.drain_now();
         assert_eq!(texts(&frames), ["a"]);
         assert_eq!(closing.unwrap().code, CloseCode::InternalError);
+    }
+
+    #[test]
+    fn a_client_pinging_without_reading_keeps_one_pong_queued() {
+        let (outbox, mut receiver) = Outbox::new(4);
+        outbox.push(Frame::from_static("a")).unwrap();
+        for n in 0..1000 {
+            receiver.push_pong(Frame::pong(format!("{n}").as_bytes()));
+        }
+        let frames = receiver.frames_now();
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].as_str(), "a");
+        assert_eq!(frames[1].payload(), b"999");
     }
 }

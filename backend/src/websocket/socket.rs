@@ -76,6 +76,16 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Socket<Io> {
         }
     }
 
+    /// Puts back a frame another writer (the flusher) left half written:
+    /// it goes first, from `written` on. Nothing of the socket's own can
+    /// be under way then (the flusher writes only while the task holds no
+    /// batch).
+    pub fn resume(&mut self, frame: Frame, written: usize) {
+        debug_assert!(self.offset == 0, "two frames half written");
+        self.batch.insert(self.written, frame);
+        self.offset = written;
+    }
+
     /// Bytes the client sent before this socket existed (read with the
     /// handshake).
     pub fn preload(&mut self, bytes: &[u8]) {
@@ -190,7 +200,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Socket<Io> {
                 Ok(Some(Incoming::Ping(payload))) => {
                     // In order with the deliveries (a frame may be half
                     // written); it wakes this task to write it.
-                    outbox.push_control(Frame::pong(&payload));
+                    outbox.push_pong(Frame::pong(&payload));
                     return Poll::Ready(Event::Alive);
                 }
                 Ok(Some(Incoming::Pong)) => return Poll::Ready(Event::Alive),
@@ -541,5 +551,64 @@ mod tests {
             () = writing => unreachable!(),
             () = tokio::time::sleep(Duration::from_secs(10)) => panic!("not all frames arrived"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_close_after_a_half_flushed_frame_finishes_that_frame_first() {
+        let (server, mut client) = tcp_pair().await;
+        let (outbox, mut receiver) = Outbox::new(100);
+        receiver.attach(server.clone(), Flusher::start());
+        let mut socket = Socket::new(super::super::tcp::SharedTcp(server), 1024);
+        let huge = "h".repeat(32 << 20);
+        outbox.push(Frame::text(&huge)).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while outbox.head_written() == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the flusher writes part of the big frame");
+        // A slow consumer's close, before the task has taken the rest.
+        outbox.close(rookery_common::CloseCode::SlowConsumer, "slow", false);
+        let Event::End(End::Close(closing)) = next_event_tcp(&mut socket, &mut receiver).await
+        else {
+            panic!("the close");
+        };
+        let (frame, written) = receiver.detach().expect("the half-written frame");
+        socket.resume(frame, written);
+        let reader = tokio::spawn(async move {
+            let mut header = [0u8; 10];
+            client.read_exact(&mut header).await.unwrap();
+            let mut payload = vec![0; 32 << 20];
+            client.read_exact(&mut payload).await.unwrap();
+            assert!(
+                payload.iter().all(|&b| b == b'h'),
+                "the big frame arrives whole"
+            );
+            let mut close = [0u8; 4];
+            client.read_exact(&mut close).await.unwrap();
+            close
+        });
+        let frame = Frame::close(closing.code.number(), "");
+        assert!(
+            socket
+                .send_last(true, &[frame], Duration::from_secs(10))
+                .await
+        );
+        let close = reader.await.unwrap();
+        assert_eq!(close[0], 0x88);
+        assert_eq!(&close[2..], &4100u16.to_be_bytes());
+    }
+
+    async fn next_event_tcp(
+        socket: &mut Socket<super::super::tcp::SharedTcp>,
+        receiver: &mut OutboxReceiver,
+    ) -> Event {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            poll_fn(|cx| socket.poll_event(cx, receiver)),
+        )
+        .await
+        .expect("an event")
     }
 }

@@ -87,8 +87,10 @@ pub fn serve<Io: Stream>(
         tracing::debug!(peer = %client.peer, client = %client.ip, "websocket opened");
         let end = run(&mut socket, &mut receiver, &mut session, &outbox, &state).await;
         // From here the task alone writes: its close frame must not have a
-        // delivery cut into it.
-        receiver.detach();
+        // delivery cut into it, nor cut into one the flusher began.
+        if let Some((frame, written)) = receiver.detach() {
+            socket.resume(frame, written);
+        }
         Box::pin(finish(end, socket, receiver, session)).await;
         tracing::debug!(peer = %client.peer, client = %client.ip, "websocket closed");
     }
@@ -274,9 +276,13 @@ async fn handle_text<Io: Stream>(
         }
     });
     poll_fn(|cx| {
-        // An end found here is found again by the loop's next poll (a close
-        // stays requested; a failed stream stays failed).
-        let _ = socket.poll_send(cx, receiver);
+        // A close or a failed stream ends the command (as it did when the
+        // writer was a task of its own): the loop's next poll finds the
+        // end again (a close stays requested; a failed stream stays
+        // failed) and the close goes out now, not after a slow command.
+        if socket.poll_send(cx, receiver).is_ready() {
+            return Poll::Ready(());
+        }
         handling.as_mut().poll(cx)
     })
     .await;
