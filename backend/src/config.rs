@@ -291,10 +291,10 @@ pub struct Limits {
     /// line and headers): longer, and the connection is closed
     /// (slowloris). Also how long a kept-alive connection may sit idle.
     pub header_timeout: Duration,
-    /// tungstenite's read buffer per connection, allocated for the
-    /// connection's life. Its default (128 KiB) would cost over a gigabyte
-    /// at 10k idle connections; commands are small, and a larger message
-    /// just takes more reads.
+    /// tungstenite's read buffer per `/yjs` connection (`/ws` keeps none),
+    /// allocated for the connection's life. Its default (128 KiB) would
+    /// cost over a gigabyte at 10k idle connections; a larger message just
+    /// takes more reads.
     pub read_buffer_size: usize,
     pub write_buffer_size: usize,
     pub max_publish_rate: u32,

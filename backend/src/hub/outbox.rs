@@ -79,7 +79,7 @@ pub type Frames = SmallVec<[Frame; 2]>;
 #[derive(Debug, Default)]
 struct State {
     frames: Frames,
-    /// Frames of the batch the writer took last, counted against the
+    /// Frames of the batch the task took last, counted against the
     /// capacity until it takes the next: the queue bounds what is not yet
     /// written, as a channel would.
     taken: usize,
@@ -229,8 +229,8 @@ impl Outbox {
         Ok(())
     }
 
-    /// Asks the writer to close the connection. Returns false if a close was
-    /// already requested.
+    /// Asks the connection's task to close the connection. Returns false
+    /// if a close was already requested.
     pub fn close(&self, code: CloseCode, reason: impl Into<String>, drain: bool) -> bool {
         let mut state = self.shared.state();
         if state.closing.is_some() {
@@ -303,7 +303,7 @@ impl Drop for OutboxReceiver {
 const LANE_BATCH: usize = 16;
 
 impl OutboxReceiver {
-    /// Moves everything queued into `batch`, which the writer has emptied,
+    /// Moves everything queued into `batch`, which the task has written,
     /// or returns the request to close. Pending (with the task's waker kept)
     /// while there is neither. A close without `drain` overtakes queued
     /// frames; with `drain` it waits behind them. Ordered frames come before
@@ -589,7 +589,7 @@ fn flush(queue: &Shared) {
 /// What tests read from a receiver, without a socket.
 #[cfg(test)]
 impl OutboxReceiver {
-    /// Everything queued now, in the order the writer would write it, and
+    /// Everything queued now, in the order the task would write it, and
     /// the close if one is due after it.
     pub fn drain_now(&mut self) -> (Vec<Frame>, Option<Closing>) {
         let waker = futures_util::task::noop_waker();
