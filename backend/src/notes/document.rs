@@ -363,6 +363,9 @@ impl NoteDocument {
         let doc = &self.doc;
         let before = doc.transact().state_vector();
         let update = applicable(decoded, &before)?;
+        // Deletions do not move the state vector: a refused update that
+        // carried some may have applied them (found by `yjs_integrate`).
+        let deletes = !update.delete_set().is_empty();
         let integrated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut txn = std::mem::ManuallyDrop::new(doc.transact_mut());
             let applied = txn.apply_update(update);
@@ -379,7 +382,7 @@ impl NoteDocument {
                     // all (an origin in its own later blocks, a cycle
                     // between clients): refused with them, and what of it
                     // was integrated has the note reloaded.
-                    if self.doc.transact().state_vector() != before {
+                    if deletes || self.doc.transact().state_vector() != before {
                         return Err(self.discard());
                     }
                     return Err(lacking_edits());
@@ -390,7 +393,7 @@ impl NoteDocument {
             // some of its blocks (an item whose parent is no type, found
             // by `yjs_integrate`): the document then holds what is neither
             // stored nor relayed, and is reloaded from the store.
-            Ok(Err(error)) if self.doc.transact().state_vector() != before => {
+            Ok(Err(error)) if deletes || self.doc.transact().state_vector() != before => {
                 tracing::warn!(%error, "an update failed halfway: the note is reloaded");
                 Err(self.discard())
             }
