@@ -499,16 +499,52 @@ mod tests {
         assert_eq!(texts(&receiver.frames_now()), ["queued"]);
     }
 
+    /// A socket over loopback whose outbox the flusher writes, with the
+    /// client's end.
+    async fn flushed_socket() -> (
+        Socket<super::super::tcp::SharedTcp>,
+        Outbox,
+        OutboxReceiver,
+        tokio::net::TcpStream,
+    ) {
+        let (server, client) = tcp_pair().await;
+        let (outbox, receiver) = Outbox::new(100);
+        receiver.attach(server.clone(), Flusher::start());
+        let socket = Socket::new(super::super::tcp::SharedTcp(server), 1024);
+        (socket, outbox, receiver, client)
+    }
+
+    /// Waits until the flusher has written part of the first queued frame.
+    async fn half_flushed(outbox: &Outbox) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while outbox.head_written() == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the flusher writes part of the big frame");
+    }
+
+    /// Reads a 32 MiB text frame of `h`s, whole.
+    async fn read_huge_frame(client: &mut tokio::net::TcpStream) {
+        let mut header = [0u8; 10];
+        client.read_exact(&mut header).await.unwrap();
+        assert_eq!(&header[..2], &[0x81, 127]);
+        let mut payload = vec![0; 32 << 20];
+        client.read_exact(&mut payload).await.unwrap();
+        assert!(
+            payload.iter().all(|&b| b == b'h'),
+            "the big frame arrives whole"
+        );
+    }
+
     fn texts(frames: &[Frame]) -> Vec<&str> {
         frames.iter().map(Frame::as_str).collect()
     }
 
     #[tokio::test]
     async fn what_the_kernel_does_not_take_the_task_finishes_in_order() {
-        let (server, mut client) = tcp_pair().await;
-        let (outbox, mut receiver) = Outbox::new(100);
-        receiver.attach(server.clone(), Flusher::start());
-        let mut socket = Socket::new(super::super::tcp::SharedTcp(server), 1024);
+        let (mut socket, outbox, mut receiver, mut client) = flushed_socket().await;
         // A frame larger than the kernel's buffers: the flusher sends
         // part of it, and the rest is queued with what went out.
         let huge = "h".repeat(32 << 20);
@@ -517,25 +553,10 @@ mod tests {
             outbox.push(Frame::text(&format!("after {n}"))).unwrap();
         }
         // The flusher's write stops inside the big frame.
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while outbox.head_written() == 0 {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("the flusher writes part of the big frame");
+        half_flushed(&outbox).await;
         assert_eq!(outbox.queued(), 11);
-        let expected = huge.clone();
         let reader = tokio::spawn(async move {
-            let mut header = [0u8; 10];
-            client.read_exact(&mut header).await.unwrap();
-            assert_eq!(&header[..2], &[0x81, 127]);
-            let mut payload = vec![0; 32 << 20];
-            client.read_exact(&mut payload).await.unwrap();
-            assert!(
-                payload == expected.as_bytes(),
-                "the big frame arrives whole"
-            );
+            read_huge_frame(&mut client).await;
             for n in 0..10 {
                 assert_eq!(read_text_frame(&mut client).await, format!("after {n}"));
             }
@@ -555,19 +576,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_close_after_a_half_flushed_frame_finishes_that_frame_first() {
-        let (server, mut client) = tcp_pair().await;
-        let (outbox, mut receiver) = Outbox::new(100);
-        receiver.attach(server.clone(), Flusher::start());
-        let mut socket = Socket::new(super::super::tcp::SharedTcp(server), 1024);
+        let (mut socket, outbox, mut receiver, mut client) = flushed_socket().await;
         let huge = "h".repeat(32 << 20);
         outbox.push(Frame::text(&huge)).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while outbox.head_written() == 0 {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("the flusher writes part of the big frame");
+        half_flushed(&outbox).await;
         // A slow consumer's close, before the task has taken the rest.
         outbox.close(rookery_common::CloseCode::SlowConsumer, "slow", false);
         let Event::End(End::Close(closing)) = next_event_tcp(&mut socket, &mut receiver).await
@@ -577,14 +589,7 @@ mod tests {
         let (frame, written) = receiver.detach().expect("the half-written frame");
         socket.resume(frame, written);
         let reader = tokio::spawn(async move {
-            let mut header = [0u8; 10];
-            client.read_exact(&mut header).await.unwrap();
-            let mut payload = vec![0; 32 << 20];
-            client.read_exact(&mut payload).await.unwrap();
-            assert!(
-                payload.iter().all(|&b| b == b'h'),
-                "the big frame arrives whole"
-            );
+            read_huge_frame(&mut client).await;
             let mut close = [0u8; 4];
             client.read_exact(&mut close).await.unwrap();
             close
