@@ -310,10 +310,11 @@ mod tests {
         .expect("an event")
     }
 
-    /// Reads one unmasked server frame: its opcode and payload.
-    async fn server_frame(client: &mut DuplexStream) -> (u8, Vec<u8>) {
+    /// Reads one unmasked, final server frame: its opcode and payload.
+    async fn server_frame<R: AsyncRead + Unpin>(client: &mut R) -> (u8, Vec<u8>) {
         let mut header = [0u8; 2];
         client.read_exact(&mut header).await.unwrap();
+        assert_eq!(header[0] & 0x80, 0x80, "a final frame");
         let mut len = usize::from(header[1] & 0x7f);
         if len == 126 {
             let mut extended = [0u8; 2];
@@ -451,17 +452,8 @@ mod tests {
     }
 
     async fn read_text_frame(client: &mut tokio::net::TcpStream) -> String {
-        let mut header = [0u8; 2];
-        client.read_exact(&mut header).await.unwrap();
-        assert_eq!(header[0], 0x81, "a final text frame");
-        let mut len = usize::from(header[1] & 0x7f);
-        if len == 126 {
-            let mut extended = [0u8; 2];
-            client.read_exact(&mut extended).await.unwrap();
-            len = usize::from(u16::from_be_bytes(extended));
-        }
-        let mut payload = vec![0; len];
-        client.read_exact(&mut payload).await.unwrap();
+        let (opcode, payload) = server_frame(client).await;
+        assert_eq!(opcode, 0x1, "a text frame");
         String::from_utf8(payload).unwrap()
     }
 
