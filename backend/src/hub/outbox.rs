@@ -33,6 +33,7 @@ use tokio::net::TcpStream;
 /// One encoded WebSocket frame. Cloning is a reference-count increment, so
 /// a publication is encoded once and shared by every subscriber's queue.
 pub use crate::websocket::Frame;
+use crate::websocket::frame::{MAX_SLICES, advance, gather};
 
 /// How the connection should end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -440,9 +441,6 @@ pub struct Flusher {
     waker: AtomicWaker,
 }
 
-/// How many frames one vectored write carries at most.
-const MAX_SLICES: usize = 64;
-
 /// Queues a fan-out hands to the flusher, given to it in one go when
 /// dropped: one lock of the flusher's list per publication, not per
 /// subscriber.
@@ -544,11 +542,7 @@ fn flush(queue: &Shared) {
     }
     while !frames.is_empty() {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let n = frames.len().min(MAX_SLICES);
-        for (slice, frame) in slices.iter_mut().zip(frames.iter()) {
-            *slice = IoSlice::new(frame.wire());
-        }
-        slices[0] = IoSlice::new(&frames[0].wire()[*head_written..]);
+        let n = gather(frames, *head_written, &mut slices);
         // One frame (the usual delivery) by `send`: `writev` costs the
         // kernel more for a single buffer.
         let written = if n == 1 {
@@ -557,20 +551,11 @@ fn flush(queue: &Shared) {
             crate::websocket::tcp::try_send_vectored(&direct.socket, &slices[..n])
         };
         // Full or failed: the task waits for room, or finds out why.
-        let Ok(mut written) = written else {
+        let Ok(written) = written else {
             break;
         };
-        let mut done = 0;
-        for frame in frames.iter().take(n) {
-            let left = frame.wire().len() - *head_written;
-            if written < left {
-                *head_written += written;
-                break;
-            }
-            written -= left;
-            *head_written = 0;
-            done += 1;
-        }
+        let (done, offset) = advance(frames, *head_written, written);
+        *head_written = offset;
         frames.drain(..done);
         if done < n {
             break;

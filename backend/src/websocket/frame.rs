@@ -6,6 +6,7 @@
 //! a copy into the kernel, nothing more.
 
 use std::fmt;
+use std::io::IoSlice;
 
 use bytes::{Buf, Bytes};
 use rookery_common::ServerMessage;
@@ -142,9 +143,61 @@ impl fmt::Debug for Frame {
     }
 }
 
+/// How many frames one vectored write carries at most.
+pub const MAX_SLICES: usize = 64;
+
+/// The bytes of `frames` still to write, the first from `offset` on, as
+/// slices for one vectored write; how many slices it filled. Both writers
+/// (the connection's task and the flusher) go through this and [`advance`].
+pub fn gather<'a>(
+    frames: &'a [Frame],
+    offset: usize,
+    slices: &mut [IoSlice<'a>; MAX_SLICES],
+) -> usize {
+    let n = frames.len().min(MAX_SLICES);
+    for (slice, frame) in slices.iter_mut().zip(frames) {
+        *slice = IoSlice::new(frame.wire());
+    }
+    if let Some(first) = frames.first() {
+        slices[0] = IoSlice::new(&first.wire()[offset..]);
+    }
+    n
+}
+
+/// After `wrote` bytes of what [`gather`] offered went out: how many frames
+/// are now written whole, and how much of the next one.
+pub fn advance(frames: &[Frame], mut offset: usize, mut wrote: usize) -> (usize, usize) {
+    let mut done = 0;
+    for frame in frames {
+        let left = frame.wire().len() - offset;
+        if wrote < left {
+            return (done, offset + wrote);
+        }
+        wrote -= left;
+        offset = 0;
+        done += 1;
+    }
+    (done, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_that_ends_anywhere_is_resumed_there() {
+        let frames = [Frame::text("abc"), Frame::text("defgh"), Frame::text("i")];
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        // The first frame already 2 bytes out: 3 of its 5 remain.
+        assert_eq!(gather(&frames, 2, &mut slices), 3);
+        assert_eq!(slices[0].len(), 3);
+        assert_eq!(slices[1].len(), 7);
+        // Inside the first, exactly at its end, inside the second, all.
+        assert_eq!(advance(&frames, 2, 1), (0, 3));
+        assert_eq!(advance(&frames, 2, 3), (1, 0));
+        assert_eq!(advance(&frames, 2, 5), (1, 2));
+        assert_eq!(advance(&frames, 2, 3 + 7 + 3), (3, 0));
+    }
 
     #[test]
     fn lengths_take_the_shortest_header() {

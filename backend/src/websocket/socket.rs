@@ -17,14 +17,11 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::decoder::{Decoder, Incoming, Violation};
-use super::frame::Frame;
+use super::frame::{Frame, MAX_SLICES, advance, gather};
 use crate::hub::outbox::{Closing, Frames, Next, OutboxReceiver};
 
 /// How much one read takes from the kernel.
 const READ_CHUNK: usize = 4096;
-
-/// How many frames one vectored write carries at most.
-const MAX_SLICES: usize = 64;
 
 /// What the client did, or why the connection ends.
 #[derive(Debug, PartialEq, Eq)]
@@ -133,12 +130,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Socket<Io> {
         }
         while self.written < self.batch.len() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let pending = &self.batch[self.written..];
-            let n = pending.len().min(MAX_SLICES);
-            for (slice, frame) in slices.iter_mut().zip(pending) {
-                *slice = IoSlice::new(frame.wire());
-            }
-            slices[0] = IoSlice::new(&pending[0].wire()[self.offset..]);
+            let n = gather(&self.batch[self.written..], self.offset, &mut slices);
             let io = Pin::new(&mut self.io);
             // One frame (the usual delivery) by `send`; `writev` costs the
             // kernel more for a single buffer.
@@ -152,7 +144,11 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Socket<Io> {
                 other => other,
             };
             match wrote {
-                Ok(wrote) => self.advance(wrote),
+                Ok(wrote) => {
+                    let (done, offset) = advance(&self.batch[self.written..], self.offset, wrote);
+                    self.written += done;
+                    self.offset = offset;
+                }
                 Err(error) => {
                     self.broken = true;
                     return Poll::Ready(Err(error));
@@ -176,19 +172,6 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Socket<Io> {
             self.unflushed = false;
         }
         Poll::Ready(Ok(()))
-    }
-
-    fn advance(&mut self, mut wrote: usize) {
-        while wrote > 0 {
-            let left = self.batch[self.written].wire().len() - self.offset;
-            if wrote < left {
-                self.offset += wrote;
-                return;
-            }
-            wrote -= left;
-            self.written += 1;
-            self.offset = 0;
-        }
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>, outbox: &OutboxReceiver) -> Poll<Event> {

@@ -206,26 +206,32 @@ fn frame(opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
     frame
 }
 
+/// Reads one server frame: its opcode and payload.
+async fn server_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut header = [0u8; 2];
+    within(stream.read_exact(&mut header))
+        .await
+        .expect("a frame before the end");
+    assert_eq!(header[1] & 0x80, 0, "server frames are not masked");
+    let mut length = u64::from(header[1] & 0x7f);
+    if length == 126 {
+        let mut extended = [0u8; 2];
+        stream.read_exact(&mut extended).await.unwrap();
+        length = u64::from(u16::from_be_bytes(extended));
+    } else if length == 127 {
+        let mut extended = [0u8; 8];
+        stream.read_exact(&mut extended).await.unwrap();
+        length = u64::from_be_bytes(extended);
+    }
+    let mut payload = vec![0u8; length as usize];
+    within(stream.read_exact(&mut payload)).await.unwrap();
+    (header[0] & 0x0f, payload)
+}
+
 /// Reads server frames until a close frame; returns its code.
 async fn close_code(stream: &mut TcpStream) -> u16 {
     loop {
-        let mut header = [0u8; 2];
-        within(stream.read_exact(&mut header))
-            .await
-            .expect("a close frame before the end");
-        let opcode = header[0] & 0x0f;
-        let mut length = u64::from(header[1] & 0x7f);
-        if length == 126 {
-            let mut extended = [0u8; 2];
-            stream.read_exact(&mut extended).await.unwrap();
-            length = u64::from(u16::from_be_bytes(extended));
-        } else if length == 127 {
-            let mut extended = [0u8; 8];
-            stream.read_exact(&mut extended).await.unwrap();
-            length = u64::from_be_bytes(extended);
-        }
-        let mut payload = vec![0u8; length as usize];
-        stream.read_exact(&mut payload).await.unwrap();
+        let (opcode, payload) = server_frame(stream).await;
         if opcode == 0x8 {
             return u16::from_be_bytes([payload[0], payload[1]]);
         }
@@ -582,18 +588,6 @@ async fn a_request_that_is_not_a_handshake_gets_426_with_its_code() {
     assert_eq!(response.status(), 426);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_a_websocket_handshake");
-}
-
-/// Reads one server frame: its opcode and payload.
-async fn server_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
-    let mut header = [0u8; 2];
-    within(stream.read_exact(&mut header)).await.unwrap();
-    assert_eq!(header[1] & 0x80, 0, "server frames are not masked");
-    let length = usize::from(header[1] & 0x7f);
-    assert!(length < 126);
-    let mut payload = vec![0u8; length];
-    within(stream.read_exact(&mut payload)).await.unwrap();
-    (header[0] & 0x0f, payload)
 }
 
 #[tokio::test]
