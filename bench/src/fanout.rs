@@ -16,6 +16,8 @@ use serde_json::json;
 use tokio::sync::{Mutex, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use rookery_common::Encoding;
+
 use crate::lean;
 use crate::proc_stats::{cpu_time, rss_kib};
 
@@ -30,6 +32,8 @@ pub struct Fanout {
     pub channel: String,
     /// Loopback source addresses to spread the connections over.
     pub sources: usize,
+    /// What every connection speaks (MessagePack: Rookery only).
+    pub encoding: Encoding,
 }
 
 /// Connections opened at once while setting up.
@@ -71,11 +75,12 @@ pub async fn run(
     let opened: Vec<_> = stream::iter(0..spec.subscribers)
         .map(|index| async move {
             let name = format!("sub-{index}");
-            lean::open(
+            lean::open_speaking(
                 &urls[index % urls.len()],
                 lean::source_address(spec.sources, index),
                 &name,
                 &spec.channel,
+                spec.encoding,
             )
             .await
         })
@@ -97,8 +102,12 @@ pub async fn run(
             loop {
                 tokio::select! {
                     message = reader.next() => match message {
-                        Some(Ok(Message::Text(text))) => {
-                            let Some((sequence, stamp)) = lean::read_stamp(text.as_str()) else {
+                        Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                            let stamp = match &message {
+                                Message::Text(text) => lean::read_stamp(text.as_str()),
+                                _ => lean::read_stamp_bin(&message.into_data()),
+                            };
+                            let Some((sequence, stamp)) = stamp else {
                                 continue;
                             };
                             if sequence >= measure_from.load(Ordering::Relaxed) {
@@ -122,11 +131,12 @@ pub async fn run(
     let rss_after = total(rss_kib);
 
     // The publisher: its own connection, subscribed elsewhere.
-    let (mut publisher, mut publisher_reader) = lean::open(
+    let (mut publisher, mut publisher_reader) = lean::open_speaking(
         url,
         None,
         "publisher",
         &format!("{}-publisher", spec.channel),
+        spec.encoding,
     )
     .await?;
     let publish_errors = Arc::new(AtomicU64::new(0));
@@ -134,9 +144,15 @@ pub async fn run(
         let publish_errors = publish_errors.clone();
         tokio::spawn(async move {
             while let Some(Ok(message)) = publisher_reader.next().await {
-                if let Message::Text(text) = message
-                    && text.contains(r#""type":"error""#)
-                {
+                let refused = match message {
+                    Message::Text(text) => text.contains(r#""type":"error""#),
+                    Message::Binary(bytes) => matches!(
+                        rookery_common::decode_server_bin(&bytes),
+                        Ok(rookery_common::ServerMessage::Error { .. })
+                    ),
+                    _ => false,
+                };
+                if refused {
                     publish_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -147,7 +163,8 @@ pub async fn run(
     let publisher_task = {
         let publishing = publishing.clone();
         let next_sequence = next_sequence.clone();
-        let channel = serde_json::to_string(&spec.channel)?;
+        let channel = spec.channel.clone();
+        let encoding = spec.encoding;
         let size = spec.size;
         let period = Duration::from_secs_f64(1.0 / spec.rate);
         tokio::spawn(async move {
@@ -158,8 +175,10 @@ pub async fn run(
                 let sequence = next_sequence.load(Ordering::Relaxed);
                 let stamp = clock.elapsed().as_micros() as u64;
                 let data = lean::stamped_data(sequence, stamp, size);
-                let frame = format!(r#"{{"type":"publish","channel":{channel},"data":{data}}}"#);
-                if publisher.send(Message::text(frame)).await.is_err() {
+                let Ok(frame) = lean::publish_frame(&channel, &data, encoding) else {
+                    break;
+                };
+                if publisher.send(frame).await.is_err() {
                     break;
                 }
                 next_sequence.store(sequence + 1, Ordering::Relaxed);
@@ -213,6 +232,7 @@ pub async fn run(
         "scenario": "fanout",
         "nodes": urls.len(),
         "subscribers": spec.subscribers,
+        "encoding": spec.encoding.subprotocol(),
         "size": spec.size,
         "rate": spec.rate,
         "seconds": publishing_took.as_secs_f64(),

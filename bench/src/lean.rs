@@ -12,6 +12,9 @@ use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use rookery_common::codec::encode_client_bin;
+use rookery_common::{ChannelName, ClientMessage, CommandId, Encoding, ServerMessage};
+
 use crate::client::{Reader, Socket, Writer};
 
 /// Opens a socket from `source` (a loopback address: each one has its own
@@ -22,7 +25,42 @@ pub async fn open(
     name: &str,
     channel: &str,
 ) -> anyhow::Result<(Writer, Reader)> {
-    let (mut writer, mut reader) = open_socket(url, source).await?.split();
+    open_speaking(url, source, name, channel, Encoding::Json).await
+}
+
+/// As [`open`], in `encoding` (Rookery only: the peers speak JSON).
+pub async fn open_speaking(
+    url: &str,
+    source: Option<IpAddr>,
+    name: &str,
+    channel: &str,
+    encoding: Encoding,
+) -> anyhow::Result<(Writer, Reader)> {
+    let (mut writer, mut reader) = open_socket_speaking(url, source, encoding).await?.split();
+    if encoding == Encoding::MessagePack {
+        let connect = ClientMessage::Connect {
+            id: Some(CommandId(1)),
+            token: None,
+            name: Some(name.into()),
+            anonymous_id: None,
+        };
+        writer
+            .send(Message::binary(encode_client_bin(&connect)))
+            .await?;
+        expect_type(&mut reader, "connected").await?;
+        let subscribe = ClientMessage::Subscribe {
+            id: Some(CommandId(2)),
+            channel: ChannelName::parse(channel)?,
+            since: None,
+            rewind: None,
+            token: None,
+        };
+        writer
+            .send(Message::binary(encode_client_bin(&subscribe)))
+            .await?;
+        expect_type(&mut reader, "subscribed").await?;
+        return Ok((writer, reader));
+    }
     let name = serde_json::to_string(name)?;
     let channel = serde_json::to_string(channel)?;
     writer
@@ -42,7 +80,20 @@ pub async fn open(
 
 /// Opens a WebSocket to `url` from `source` (a loopback address).
 pub async fn open_socket(url: &str, source: Option<IpAddr>) -> anyhow::Result<Socket> {
-    let request = url.into_client_request()?;
+    open_socket_speaking(url, source, Encoding::Json).await
+}
+
+async fn open_socket_speaking(
+    url: &str,
+    source: Option<IpAddr>,
+    encoding: Encoding,
+) -> anyhow::Result<Socket> {
+    let mut request = url.into_client_request()?;
+    if encoding != Encoding::Json {
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", encoding.subprotocol().parse()?);
+    }
     let host = request.uri().host().context("the URL has no host")?;
     let port = request.uri().port_u16().unwrap_or(80);
     let address: SocketAddr = tokio::net::lookup_host((host, port))
@@ -67,15 +118,29 @@ pub async fn open_socket(url: &str, source: Option<IpAddr>) -> anyhow::Result<So
 
 /// Reads until a frame of `"type":"<wanted>"`; an error frame is fatal.
 async fn expect_type(reader: &mut Reader, wanted: &str) -> anyhow::Result<()> {
-    let wanted = format!(r#""type":"{wanted}""#);
+    let wanted_json = format!(r#""type":"{wanted}""#);
     while let Some(message) = reader.next().await {
-        if let Message::Text(text) = message? {
-            if text.contains(&wanted) {
-                return Ok(());
+        match message? {
+            Message::Text(text) => {
+                if text.contains(&wanted_json) {
+                    return Ok(());
+                }
+                if text.contains(r#""type":"error""#) {
+                    anyhow::bail!("the server refused: {}", text.as_str());
+                }
             }
-            if text.contains(r#""type":"error""#) {
-                anyhow::bail!("the server refused: {}", text.as_str());
+            Message::Binary(bytes) => {
+                // Only while opening: decoding in full costs nothing here.
+                let message = rookery_common::decode_server_bin(&bytes)?;
+                let text = rookery_common::encode(&message);
+                if text.contains(&wanted_json) {
+                    return Ok(());
+                }
+                if let ServerMessage::Error { .. } = message {
+                    anyhow::bail!("the server refused: {text}");
+                }
             }
+            _ => {}
         }
     }
     anyhow::bail!("the server closed the socket during the handshake")
@@ -96,6 +161,49 @@ pub fn read_stamp(frame: &str) -> Option<(u64, u64)> {
     let sequence = number_after(frame, "\"s\":")?;
     let micros = number_after(frame, "\"t\":")?;
     Some((sequence, micros))
+}
+
+/// The stamp of a MessagePack publication: the unsigned integers after
+/// the one-letter keys `s` and `t` (the only one-letter strings in it).
+pub fn read_stamp_bin(frame: &[u8]) -> Option<(u64, u64)> {
+    let sequence = uint_after(frame, &[0xa1, b's'])?;
+    let micros = uint_after(frame, &[0xa1, b't'])?;
+    Some((sequence, micros))
+}
+
+fn uint_after(frame: &[u8], key: &[u8]) -> Option<u64> {
+    let start = frame.windows(key.len()).position(|window| window == key)? + key.len();
+    let rest = frame.get(start..)?;
+    let be = |n: usize| -> Option<u64> {
+        let bytes = rest.get(1..=n)?;
+        Some(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    };
+    match *rest.first()? {
+        small @ 0x00..=0x7f => Some(u64::from(small)),
+        0xcc => be(1),
+        0xcd => be(2),
+        0xce => be(4),
+        0xcf => be(8),
+        _ => None,
+    }
+}
+
+/// A `publish` command of `data` (JSON text) in `encoding`.
+pub fn publish_frame(channel: &str, data: &str, encoding: Encoding) -> anyhow::Result<Message> {
+    Ok(match encoding {
+        Encoding::Json => {
+            let channel = serde_json::to_string(channel)?;
+            Message::text(format!(
+                r#"{{"type":"publish","channel":{channel},"data":{data}}}"#
+            ))
+        }
+        Encoding::MessagePack => Message::binary(encode_client_bin(&ClientMessage::Publish {
+            id: None,
+            channel: ChannelName::parse(channel)?,
+            data: serde_json::from_str(data)?,
+            idempotency_key: None,
+        })),
+    })
 }
 
 fn number_after(frame: &str, key: &str) -> Option<u64> {
@@ -127,6 +235,24 @@ mod tests {
         assert_eq!(read_stamp(&frame), Some((42, 1_234_567)));
         assert!(serde_json::from_str::<serde_json::Value>(&data).is_ok());
         assert_eq!(stamped_data(1, 2, 1024).len(), 1024);
+    }
+
+    #[test]
+    fn stamps_survive_a_msgpack_publication() {
+        for (sequence, micros) in [(0, 5), (42, 1_234_567), (300, 70_000), (1 << 40, u64::MAX)] {
+            let data: serde_json::Value =
+                serde_json::from_str(&stamped_data(sequence, micros, 64)).unwrap();
+            let frame = rookery_common::encode_bin(&ServerMessage::Publication {
+                channel: ChannelName::parse("bench:fanout").unwrap(),
+                publication: rookery_common::Publication {
+                    position: None,
+                    data,
+                    sender: None,
+                    time: 1,
+                },
+            });
+            assert_eq!(read_stamp_bin(&frame), Some((sequence, micros)));
+        }
     }
 
     #[test]

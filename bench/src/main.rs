@@ -92,6 +92,9 @@ enum Scenario {
         /// Loopback source addresses (127.0.0.1..) to spread connections over
         #[arg(long, default_value_t = 1)]
         sources: usize,
+        /// Speak `rookery.v1.bin` (MessagePack) instead of JSON
+        #[arg(long)]
+        msgpack: bool,
     },
     /// Many small channels: each connection on a personal channel and a
     /// group's (the server needs the namespace: see bench/compare.mjs)
@@ -224,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             channel,
             sources,
+            msgpack,
         } => {
             let spec = fanout::Fanout {
                 subscribers,
@@ -232,6 +236,11 @@ async fn main() -> anyhow::Result<()> {
                 seconds,
                 channel,
                 sources,
+                encoding: if msgpack {
+                    rookery_common::Encoding::MessagePack
+                } else {
+                    rookery_common::Encoding::Json
+                },
             };
             let urls: Vec<String> = cli.url.split(',').map(str::to_owned).collect();
             let (report, result) = fanout::run(&urls, &cli.pid, &spec).await?;

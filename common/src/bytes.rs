@@ -1,11 +1,12 @@
-//! Binary payloads inside JSON frames (Yjs updates, state vectors), as
-//! standard base64 with padding.
+//! Binary payloads (Yjs updates, state vectors): standard base64 with
+//! padding inside JSON frames, raw bytes in MessagePack ones.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Bytes that cross a JSON frame as a base64 string.
+/// Bytes that cross a JSON frame as a base64 string (a MessagePack frame
+/// as `bin`).
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Bytes(pub Vec<u8>);
 
@@ -62,17 +63,47 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
 }
 
 impl Serialize for Bytes {
+    /// Base64 in JSON; raw bytes in binary formats (MessagePack's `bin`),
+    /// which have a type for them.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&encode(&self.0))
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&encode(&self.0))
+        } else {
+            serializer.serialize_bytes(&self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Bytes {
+    /// Either form, whatever the format claims to be: serde buffers the
+    /// fields of internally tagged enums (every message) and then reports
+    /// every format as human-readable, so the form is told by what arrives.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        decode(&text)
+        deserializer.deserialize_any(BytesVisitor)
+    }
+}
+
+struct BytesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BytesVisitor {
+    type Value = Bytes;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("base64 text or bytes")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Bytes, E> {
+        decode(text)
             .map(Bytes)
-            .ok_or_else(|| serde::de::Error::custom("invalid base64"))
+            .ok_or_else(|| E::custom("invalid base64"))
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Bytes, E> {
+        Ok(Bytes(bytes.to_vec()))
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Bytes, E> {
+        Ok(Bytes(bytes))
     }
 }
 

@@ -1,11 +1,19 @@
-//! Text-frame codec of protocol v1, and the classification of bad input into
-//! the documented error codes.
+//! The codecs of protocol v1 (JSON text frames, or MessagePack binary
+//! frames), and the classification of bad input into the documented error
+//! codes.
+//!
+//! MessagePack (`rookery.v1.bin`) carries the same messages as JSON, field
+//! for field: maps with the same names, so the one protocol is documented
+//! once. What it saves is the text: numbers and lengths in binary, and Yjs
+//! updates as raw `bin` instead of base64 (a third smaller, and no
+//! encoding on either side).
 
 use serde::Deserialize;
 
 use crate::channel::ChannelName;
 use crate::codes::ErrorCode;
 use crate::protocol::{ClientMessage, CommandId, ServerMessage};
+use crate::{SUBPROTOCOL_BIN, SUBPROTOCOL_JSON};
 
 /// Why a frame could not be read as a command. Carries the command's `id`
 /// when the frame was JSON with a numeric `id`, so even a bad command gets
@@ -16,6 +24,39 @@ pub struct DecodeError {
     pub id: Option<CommandId>,
     pub code: ErrorCode,
     pub message: String,
+}
+
+/// How a connection's messages are written: chosen by the WebSocket
+/// subprotocol. A client that offers none speaks JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Encoding {
+    /// `rookery.v1.json`: a JSON object per text frame.
+    #[default]
+    Json,
+    /// `rookery.v1.bin`: a MessagePack map per binary frame.
+    MessagePack,
+}
+
+impl Encoding {
+    pub const ALL: [Encoding; 2] = [Encoding::Json, Encoding::MessagePack];
+
+    pub fn subprotocol(self) -> &'static str {
+        match self {
+            Encoding::Json => SUBPROTOCOL_JSON,
+            Encoding::MessagePack => SUBPROTOCOL_BIN,
+        }
+    }
+
+    pub fn from_subprotocol(name: &str) -> Option<Encoding> {
+        Encoding::ALL
+            .into_iter()
+            .find(|encoding| encoding.subprotocol() == name)
+    }
+
+    /// Whether frames are binary (else text).
+    pub fn is_binary(self) -> bool {
+        self == Encoding::MessagePack
+    }
 }
 
 pub fn encode(message: &ServerMessage) -> String {
@@ -33,7 +74,41 @@ pub fn decode_server(text: &str) -> Result<ServerMessage, serde_json::Error> {
 }
 
 pub fn decode_client(text: &str) -> Result<ClientMessage, DecodeError> {
-    serde_json::from_str(text).map_err(|error| classify(text, &error))
+    serde_json::from_str(text)
+        .map_err(|error| classify(serde_json::from_str(text).ok(), "malformed json", &error))
+}
+
+/// A server message as MessagePack, appended to `out` (the server writes
+/// it straight into a frame's buffer).
+pub fn encode_bin_into(message: &ServerMessage, out: &mut Vec<u8>) {
+    // As `encode`: these types always serialize, and a Vec never fails.
+    rmp_serde::encode::write_named(out, message).expect("server messages serialize");
+}
+
+pub fn encode_bin(message: &ServerMessage) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    encode_bin_into(message, &mut out);
+    out
+}
+
+pub fn encode_client_bin(message: &ClientMessage) -> Vec<u8> {
+    rmp_serde::to_vec_named(message).expect("client messages serialize")
+}
+
+pub fn decode_server_bin(bytes: &[u8]) -> Result<ServerMessage, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(bytes)
+}
+
+/// As [`decode_client`], for a MessagePack frame: the same classes of
+/// error with the same codes.
+pub fn decode_client_bin(bytes: &[u8]) -> Result<ClientMessage, DecodeError> {
+    rmp_serde::from_slice(bytes).map_err(|error| {
+        classify(
+            rmp_serde::from_slice(bytes).ok(),
+            "malformed msgpack",
+            &error,
+        )
+    })
 }
 
 /// Only read on the error path: the parts of a frame needed to say what was
@@ -46,12 +121,17 @@ struct Envelope {
     channel: Option<serde_json::Value>,
 }
 
-fn classify(text: &str, error: &serde_json::Error) -> DecodeError {
-    let Ok(envelope) = serde_json::from_str::<Envelope>(text) else {
+/// `envelope` is the frame read as an [`Envelope`], if it was a map at all.
+fn classify(
+    envelope: Option<Envelope>,
+    malformed: &str,
+    error: &dyn std::fmt::Display,
+) -> DecodeError {
+    let Some(envelope) = envelope else {
         return DecodeError {
             id: None,
             code: ErrorCode::BadRequest,
-            message: format!("malformed json: {error}"),
+            message: format!("{malformed}: {error}"),
         };
     };
     let id = envelope
@@ -520,5 +600,108 @@ mod tests {
         fn decoding_arbitrary_text_never_panics(text in ".{0,64}") {
             let _ = decode_client(&text);
         }
+
+        #[test]
+        fn every_client_message_round_trips_in_msgpack(message in client_message()) {
+            let bytes = encode_client_bin(&message);
+            prop_assert_eq!(decode_client_bin(&bytes).unwrap(), message);
+        }
+
+        #[test]
+        fn every_server_message_round_trips_in_msgpack(message in server_message()) {
+            let bytes = encode_bin(&message);
+            prop_assert_eq!(decode_server_bin(&bytes).unwrap(), message);
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64)
+        ) {
+            let _ = decode_client_bin(&bytes);
+        }
+    }
+
+    fn check_bin(frame: &serde_json::Value, expect_code: ErrorCode, expect_id: Option<u64>) {
+        let bytes = rmp_serde::to_vec_named(frame).unwrap();
+        let error = decode_client_bin(&bytes).expect_err(&frame.to_string());
+        assert_eq!(error.code, expect_code, "{frame}: {}", error.message);
+        assert_eq!(error.id, expect_id.map(CommandId), "{frame}");
+    }
+
+    #[test]
+    fn bad_msgpack_frames_get_the_json_codes() {
+        let error = decode_client_bin(&[0xc1]).unwrap_err();
+        assert_eq!((error.code, error.id), (ErrorCode::BadRequest, None));
+        assert!(
+            error.message.starts_with("malformed msgpack"),
+            "{}",
+            error.message
+        );
+        check_bin(&json!([1, 2]), ErrorCode::BadRequest, None);
+        check_bin(&json!({"id": 4}), ErrorCode::BadRequest, Some(4));
+        check_bin(
+            &json!({"type": "teleport", "id": 9}),
+            ErrorCode::UnknownCommand,
+            Some(9),
+        );
+        check_bin(
+            &json!({"type": "subscribe", "id": 2, "channel": "no namespace"}),
+            ErrorCode::InvalidChannel,
+            Some(2),
+        );
+        check_bin(
+            &json!({"type": "subscribe", "id": 3, "channel": "chat:x", "sinse": 1}),
+            ErrorCode::BadRequest,
+            Some(3),
+        );
+    }
+
+    #[test]
+    fn msgpack_carries_yjs_updates_as_raw_bytes() {
+        let update = (0..=255u8).collect::<Vec<u8>>();
+        let message = ServerMessage::DocUpdated {
+            channel: ChannelName::parse("notes:n1").unwrap(),
+            update: crate::bytes::Bytes(update.clone()),
+        };
+        let bin = encode_bin(&message);
+        assert!(
+            bin.windows(update.len()).any(|window| window == update),
+            "the update's bytes as they are"
+        );
+        let json = encode(&message);
+        assert!(
+            bin.len() + 80 < json.len(),
+            "{} bytes of msgpack against {} of json",
+            bin.len(),
+            json.len()
+        );
+        // A client's update, too, and base64 text is still read there.
+        let command = ClientMessage::DocUpdate {
+            id: Some(CommandId(1)),
+            channel: ChannelName::parse("notes:n1").unwrap(),
+            update: crate::bytes::Bytes(update.clone()),
+        };
+        assert_eq!(
+            decode_client_bin(&encode_client_bin(&command)).unwrap(),
+            command
+        );
+        let as_text = json!({"type": "doc_update", "id": 1, "channel": "notes:n1",
+            "update": crate::bytes::encode(&update)});
+        assert_eq!(
+            decode_client_bin(&rmp_serde::to_vec_named(&as_text).unwrap()).unwrap(),
+            command
+        );
+    }
+
+    #[test]
+    fn subprotocols_name_their_encodings() {
+        for encoding in Encoding::ALL {
+            assert_eq!(
+                Encoding::from_subprotocol(encoding.subprotocol()),
+                Some(encoding)
+            );
+        }
+        assert_eq!(Encoding::from_subprotocol("rookery.v1.xml"), None);
+        assert_eq!(Encoding::default(), Encoding::Json);
     }
 }

@@ -105,9 +105,9 @@ code_table! {
         Normal = 1000, "normal", "the connection was closed on purpose";
         GoingAway = 1001, "going_away", "the server is going away";
         ProtocolError = 1002, "protocol_error", "the WebSocket protocol was violated";
-        UnsupportedData = 1003, "unsupported_data", "a binary frame on the JSON subprotocol";
-        InvalidPayload = 1007, "invalid_payload", "a text frame that is not valid UTF-8";
-        MessageTooBig = 1009, "message_too_big", "a frame or message over the size limit";
+        UnsupportedData = 1003, "unsupported_data", "a binary frame on the JSON subprotocol, or a text frame on the MessagePack one";
+        InvalidPayload = 1007, "invalid_payload", "a text frame that is not valid UTF-8, or a compressed message that does not inflate";
+        MessageTooBig = 1009, "message_too_big", "a frame or message over the size limit (compressed messages: also once inflated)";
         InternalError = 1011, "internal_error", "the server failed";
         ServiceRestart = 1012, "service_restart", "the server is restarting";
         Unauthorized = 4001, "unauthorized", "the token is invalid or missing";

@@ -9,11 +9,13 @@
 //! - [`codes`]: the one table of error codes (command replies) and close codes
 //!   (connection ends), each saying whether a client should reconnect.
 //! - [`protocol`]: the commands a client sends and the messages a server sends.
-//! - [`codec`]: text-frame encoding and the decoder that classifies bad input.
+//! - [`codec`]: the JSON and MessagePack encodings and the decoder that
+//!   classifies bad input.
 //! - [`user`]: user identity and the colour every side derives from it.
 //! - [`location`]: positions on the live map, and their geometry.
 //! - [`backoff`]: the reconnect delay policy clients follow.
-//! - [`bytes`]: binary payloads (Yjs updates) as base64 inside JSON frames.
+//! - [`bytes`]: binary payloads (Yjs updates): base64 in JSON, raw in
+//!   MessagePack.
 //! - [`notes`]: the notes app's shared type names, list events and
 //!   awareness state.
 
@@ -29,7 +31,10 @@ pub mod user;
 
 pub use bytes::Bytes;
 pub use channel::{ChannelName, ChannelNameError};
-pub use codec::{DecodeError, decode_client, decode_server, encode};
+pub use codec::{
+    DecodeError, Encoding, decode_client, decode_client_bin, decode_server, decode_server_bin,
+    encode, encode_bin,
+};
 pub use codes::{CloseCode, ErrorCode, Reconnect};
 pub use location::{GoneReason, Location, SharedLocation};
 pub use notes::{NoteListEvent, NoteSummary};
@@ -40,3 +45,6 @@ pub use user::{UserId, UserInfo};
 
 /// The WebSocket subprotocol of protocol v1 with JSON text frames.
 pub const SUBPROTOCOL_JSON: &str = "rookery.v1.json";
+
+/// The WebSocket subprotocol of protocol v1 with MessagePack binary frames.
+pub const SUBPROTOCOL_BIN: &str = "rookery.v1.bin";

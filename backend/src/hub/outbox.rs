@@ -33,7 +33,7 @@ use tokio::net::TcpStream;
 /// One encoded WebSocket frame. Cloning is a reference-count increment, so
 /// a publication is encoded once and shared by every subscriber's queue.
 pub use crate::websocket::Frame;
-use crate::websocket::frame::{MAX_SLICES, advance, gather};
+use crate::websocket::frame::{MAX_SLICES, Wire, advance, gather};
 
 /// How the connection should end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +110,11 @@ struct Direct {
 #[derive(Debug)]
 pub struct Outbox {
     shared: Arc<Shared>,
-    capacity: usize,
+    /// Kept small (with `wire`, in the pointer's shadow): a channel's
+    /// subscribers are a map of these, walked for every publication.
+    capacity: u32,
+    /// How frames for this connection are encoded.
+    wire: Wire,
 }
 
 /// The connection task's end.
@@ -147,6 +151,12 @@ impl Shared {
 
 impl Outbox {
     pub fn new(capacity: usize) -> (Outbox, OutboxReceiver) {
+        Outbox::for_wire(capacity, Wire::default())
+    }
+
+    /// A queue for a connection that speaks `wire`: whoever pushes encodes
+    /// for it.
+    pub fn for_wire(capacity: usize, wire: Wire) -> (Outbox, OutboxReceiver) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             waker: AtomicWaker::new(),
@@ -156,10 +166,15 @@ impl Outbox {
         (
             Outbox {
                 shared: shared.clone(),
-                capacity: capacity.max(1),
+                capacity: u32::try_from(capacity.max(1)).unwrap_or(u32::MAX),
+                wire,
             },
             OutboxReceiver { shared },
         )
+    }
+
+    pub fn wire(&self) -> Wire {
+        self.wire
     }
 
     /// Queues the newest value for `key`, replacing an unsent older one.
@@ -197,7 +212,7 @@ impl Outbox {
         if state.receiver_gone {
             return Err(PushError::Closed);
         }
-        if state.frames.len() + state.taken >= self.capacity {
+        if state.frames.len() + state.taken >= self.capacity as usize {
             return Err(PushError::Full);
         }
         let was_empty = state.frames.is_empty();
@@ -276,6 +291,7 @@ impl Clone for Outbox {
         Self {
             shared: self.shared.clone(),
             capacity: self.capacity,
+            wire: self.wire,
         }
     }
 }

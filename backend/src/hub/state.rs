@@ -27,6 +27,7 @@ use super::namespace::{ChannelKind, NamespaceConfig, Namespaces, Publishers};
 use super::outbox::{Frame, Handover, Outbox, PushError};
 use super::presence::Presence;
 use super::{ChannelSummary, HubError, HubLimits, HubStats, NamespaceStats};
+use crate::websocket::frame::Encoded;
 
 #[derive(Debug)]
 pub struct HubState {
@@ -384,7 +385,7 @@ impl HubState {
             members,
             locations,
         };
-        self.push(&outbox, Frame::encode(&reply));
+        self.push(&outbox, Frame::encode(&reply, outbox.wire()));
         if joined && namespace.join_leave {
             let push = ServerMessage::Join {
                 channel: channel.clone(),
@@ -768,11 +769,11 @@ impl HubState {
         let Some(entry) = self.channels.get(channel) else {
             return;
         };
-        let frame = Frame::encode(message);
+        let mut encoded = Encoded::new(message);
         let key = (channel.clone(), user);
         let mut n_deliveries = 0;
         for outbox in entry.subscribers.values() {
-            outbox.push_latest(key.clone(), frame.clone());
+            outbox.push_latest(key.clone(), encoded.frame(outbox.wire()));
             n_deliveries += 1;
         }
         self.namespace_stats(channel).n_deliveries += n_deliveries;
@@ -795,7 +796,7 @@ impl HubState {
         let Some(entry) = self.channels.get(channel) else {
             return;
         };
-        let frame = Frame::encode(message);
+        let mut encoded = Encoded::new(message);
         let mut n_deliveries = 0;
         let mut n_drops = 0;
         let mut slow = Vec::new();
@@ -804,7 +805,7 @@ impl HubState {
             if Some(*connection_id) == except {
                 continue;
             }
-            match outbox.push_to(frame.clone(), &mut handover) {
+            match outbox.push_to(encoded.frame(outbox.wire()), &mut handover) {
                 Ok(()) => n_deliveries += 1,
                 Err(PushError::Full) => {
                     n_drops += 1;

@@ -43,7 +43,7 @@ use std::time::Duration;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rookery_common::notes::{MAX_TITLE_CHARS, is_valid_title};
-use rookery_common::{Bytes, ChannelName, CloseCode, NoteSummary, ServerMessage, encode};
+use rookery_common::{Bytes, ChannelName, CloseCode, NoteSummary, ServerMessage};
 use tokio::sync::{Notify, OnceCell, mpsc};
 use tokio::time::Instant;
 use yrs::sync::{Message as SyncWire, SyncMessage};
@@ -55,6 +55,7 @@ pub use list_events::Listener as ListListener;
 use crate::hub::outbox::{Frame, Outbox, PushError};
 use crate::hub::unix_time_ms;
 use crate::store::{NoteStatus, Store, StoreError};
+use crate::websocket::frame::Wire;
 use list_events::{Announcer, Current};
 
 /// Limits and timings for notes.
@@ -1225,7 +1226,8 @@ enum Relay {
 /// Sends `data` to every peer but `from` (`None`: the server's own edit,
 /// for everyone), encoded once per protocol.
 fn relay(peers: &HashMap<PeerId, PeerSink>, from: Option<PeerId>, data: &[u8], kind: Relay) {
-    let mut json: Option<(ChannelName, Frame)> = None;
+    // Every `/ws` peer of a note is in its one channel: a frame per wire.
+    let mut ws: Option<(&ChannelName, [Option<Frame>; Wire::COUNT])> = None;
     let mut binary: Option<Vec<u8>> = None;
     for (peer, sink) in peers {
         if Some(*peer) == from {
@@ -1233,9 +1235,16 @@ fn relay(peers: &HashMap<PeerId, PeerSink>, from: Option<PeerId>, data: &[u8], k
         }
         match sink {
             PeerSink::Ws { outbox, channel } => {
-                let frame = match &json {
-                    Some((encoded_for, frame)) if encoded_for == channel => frame.clone(),
-                    _ => {
+                if ws
+                    .as_ref()
+                    .is_none_or(|(encoded_for, _)| *encoded_for != channel)
+                {
+                    ws = Some((channel, Default::default()));
+                }
+                let (_, frames) = ws.as_mut().expect("set above");
+                let wire = outbox.wire();
+                let frame = frames[wire.index()]
+                    .get_or_insert_with(|| {
                         let update = Bytes(data.to_vec());
                         let message = match kind {
                             Relay::Update => ServerMessage::DocUpdated {
@@ -1247,11 +1256,9 @@ fn relay(peers: &HashMap<PeerId, PeerSink>, from: Option<PeerId>, data: &[u8], k
                                 update,
                             },
                         };
-                        let frame = Frame::encode(&message);
-                        json = Some((channel.clone(), frame.clone()));
-                        frame
-                    }
-                };
+                        Frame::encode(&message, wire)
+                    })
+                    .clone();
                 push_or_close(outbox, frame);
             }
             PeerSink::Yjs(sink) => {
@@ -1275,10 +1282,8 @@ fn notify_deleted(peers: HashMap<PeerId, PeerSink>) {
     for sink in peers.into_values() {
         match sink {
             PeerSink::Ws { outbox, channel } => {
-                push_or_close(
-                    &outbox,
-                    encode(&ServerMessage::DocDeleted { channel }).into(),
-                );
+                let frame = Frame::encode(&ServerMessage::DocDeleted { channel }, outbox.wire());
+                push_or_close(&outbox, frame);
             }
             PeerSink::Yjs(sink) => sink.close(CloseCode::Normal, "the note was deleted"),
         }

@@ -8,6 +8,8 @@
 
 use rookery_common::CloseCode;
 
+use super::deflate::{InflateError, Inflater};
+
 const OPCODE_CONTINUATION: u8 = 0x0;
 const OPCODE_TEXT: u8 = 0x1;
 const OPCODE_BINARY: u8 = 0x2;
@@ -23,9 +25,7 @@ pub const MAX_FRAGMENTS: usize = 1024;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
     Text(String),
-    /// A binary message (its content is not kept: the JSON protocol has no
-    /// use for it).
-    Binary,
+    Binary(Vec<u8>),
     Ping(Vec<u8>),
     Pong,
     /// The client's close frame: its code, if it gave one.
@@ -55,6 +55,7 @@ const TOO_BIG: Violation = Violation {
 #[derive(Debug)]
 struct Partial {
     text: bool,
+    compressed: bool,
     payload: Vec<u8>,
     fragments: usize,
 }
@@ -66,10 +67,14 @@ pub struct Decoder {
     buffer: Vec<u8>,
     /// Boxed: most connections never see a fragmented message.
     partial: Option<Box<Partial>>,
+    /// Present when permessage-deflate was agreed.
+    inflater: Option<Inflater>,
 }
 
 struct Header {
     fin: bool,
+    /// RSV1 on a message's first frame: the message is compressed.
+    compressed: bool,
     opcode: u8,
     mask: [u8; 4],
     header_len: usize,
@@ -82,7 +87,15 @@ impl Decoder {
             max_message,
             buffer: Vec::new(),
             partial: None,
+            inflater: None,
         }
+    }
+
+    /// Accepts messages compressed with permessage-deflate, each on its
+    /// own (the handshake asks for `client_no_context_takeover`).
+    pub fn inflating(mut self) -> Decoder {
+        self.inflater = Some(Inflater::new(false));
+        self
     }
 
     pub fn extend(&mut self, bytes: &[u8]) {
@@ -125,11 +138,19 @@ impl Decoder {
             return Ok(None);
         }
         let fin = buffer[0] & 0x80 != 0;
-        if buffer[0] & 0x70 != 0 {
-            return Err(protocol_error("reserved bits set without an extension"));
-        }
         let opcode = buffer[0] & 0x0f;
         let control = opcode >= 0x8;
+        // RSV1 is permessage-deflate's, on the first frame of a message
+        // (RFC 7692 §6.1); the other two bits have no extension here.
+        let compressed = buffer[0] & 0x40 != 0;
+        if buffer[0] & 0x30 != 0 || (compressed && self.inflater.is_none()) {
+            return Err(protocol_error("reserved bits set without an extension"));
+        }
+        if compressed && !matches!(opcode, OPCODE_TEXT | OPCODE_BINARY) {
+            return Err(protocol_error(
+                "only a message's first frame may say it is compressed",
+            ));
+        }
         match opcode {
             OPCODE_CONTINUATION | OPCODE_TEXT | OPCODE_BINARY | OPCODE_CLOSE | OPCODE_PING
             | OPCODE_PONG => {}
@@ -185,6 +206,7 @@ impl Decoder {
         mask.copy_from_slice(&buffer[header_len - 4..header_len]);
         Ok(Some(Header {
             fin,
+            compressed,
             opcode,
             mask,
             header_len,
@@ -201,11 +223,14 @@ impl Decoder {
             OPCODE_PONG => Ok(Some(Incoming::Pong)),
             OPCODE_CLOSE => close(payload).map(Some),
             OPCODE_TEXT | OPCODE_BINARY if header.fin => {
-                message(header.opcode == OPCODE_TEXT, payload.to_vec()).map(Some)
+                let payload = payload.to_vec();
+                self.message(header.opcode == OPCODE_TEXT, header.compressed, payload)
+                    .map(Some)
             }
             OPCODE_TEXT | OPCODE_BINARY => {
                 self.partial = Some(Box::new(Partial {
                     text: header.opcode == OPCODE_TEXT,
+                    compressed: header.compressed,
                     payload: payload.to_vec(),
                     fragments: 1,
                 }));
@@ -225,15 +250,47 @@ impl Decoder {
                     return Ok(None);
                 }
                 let partial = self.partial.take().expect("present");
-                message(partial.text, partial.payload).map(Some)
+                self.message(partial.text, partial.compressed, partial.payload)
+                    .map(Some)
             }
         }
+    }
+
+    /// A whole message's payload, inflated if it came compressed: within
+    /// the same size limit, checked as it inflates (a small bomb never
+    /// becomes a big allocation).
+    fn message(
+        &mut self,
+        text: bool,
+        compressed: bool,
+        payload: Vec<u8>,
+    ) -> Result<Incoming, Violation> {
+        let payload = if compressed {
+            let inflater = self
+                .inflater
+                .as_mut()
+                .expect("checked with the header: deflate was agreed");
+            let mut inflated = Vec::new();
+            inflater
+                .inflate(&payload, self.max_message, &mut inflated)
+                .map_err(|error| match error {
+                    InflateError::TooBig => TOO_BIG,
+                    InflateError::Corrupt => Violation {
+                        code: CloseCode::InvalidPayload,
+                        reason: "invalid compressed data",
+                    },
+                })?;
+            inflated
+        } else {
+            payload
+        };
+        message(text, payload)
     }
 }
 
 fn message(text: bool, payload: Vec<u8>) -> Result<Incoming, Violation> {
     if !text {
-        return Ok(Incoming::Binary);
+        return Ok(Incoming::Binary(payload));
     }
     String::from_utf8(payload)
         .map(Incoming::Text)
@@ -424,7 +481,84 @@ mod tests {
         bytes.extend(frame(true, OPCODE_CLOSE, b""));
         assert_eq!(
             decode_all(1024, &bytes).unwrap(),
-            [Incoming::Binary, Incoming::Pong, Incoming::Close(None)]
+            [
+                Incoming::Binary(vec![0, 1, 2]),
+                Incoming::Pong,
+                Incoming::Close(None)
+            ]
+        );
+    }
+
+    fn inflating(max: usize, bytes: &[u8]) -> Result<Vec<Incoming>, Violation> {
+        let mut decoder = Decoder::new(max).inflating();
+        decoder.extend(bytes);
+        let mut out = Vec::new();
+        while let Some(incoming) = decoder.next_message()? {
+            out.push(incoming);
+        }
+        Ok(out)
+    }
+
+    /// A frame with RSV1 set: its payload compressed.
+    fn compressed(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut frame = frame(fin, opcode, payload);
+        frame[0] |= 0x40;
+        frame
+    }
+
+    #[test]
+    fn compressed_messages_are_inflated_whole_or_in_fragments() {
+        let text = "so many words, so many words, so many words ".repeat(50);
+        let deflated = crate::websocket::deflate::compress(text.as_bytes());
+        assert!(deflated.len() < text.len() / 4);
+        let mut bytes = compressed(true, OPCODE_TEXT, &deflated);
+        // In two fragments: only the first says it is compressed.
+        let (first, second) = deflated.split_at(deflated.len() / 2);
+        bytes.extend(compressed(false, OPCODE_BINARY, first));
+        bytes.extend(frame(true, OPCODE_CONTINUATION, second));
+        // Uncompressed messages stay allowed.
+        bytes.extend(frame(true, OPCODE_TEXT, b"plain"));
+        assert_eq!(
+            inflating(100_000, &bytes).unwrap(),
+            [
+                Incoming::Text(text.clone()),
+                Incoming::Binary(text.into_bytes()),
+                Incoming::Text("plain".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn compression_breaking_the_rules_gets_its_close_code() {
+        let deflated = crate::websocket::deflate::compress(b"hello");
+        // RSV1 on a continuation or a control frame.
+        let mut on_continuation = frame(false, OPCODE_TEXT, b"a");
+        on_continuation.extend(compressed(true, OPCODE_CONTINUATION, &deflated));
+        assert_eq!(code(inflating(1024, &on_continuation)), 1002);
+        assert_eq!(
+            code(inflating(1024, &compressed(true, OPCODE_PING, b""))),
+            1002
+        );
+        // Not deflate data.
+        let garbage = compressed(true, OPCODE_TEXT, &[0xff; 40]);
+        assert_eq!(code(inflating(1024, &garbage)), 1007);
+        // A bomb: a few hundred bytes that inflate past the limit.
+        let bomb = crate::websocket::deflate::compress(&vec![b'a'; 1 << 20]);
+        assert!(bomb.len() < 8 * 1024);
+        assert_eq!(
+            code(inflating(64 * 1024, &compressed(true, OPCODE_TEXT, &bomb))),
+            1009
+        );
+        // Inflating to exactly the limit is fine; invalid UTF-8 inside is not.
+        let exact = crate::websocket::deflate::compress(&[b'a'; 1024]);
+        assert_eq!(
+            inflating(1024, &compressed(true, OPCODE_TEXT, &exact)).unwrap(),
+            [Incoming::Text("a".repeat(1024))]
+        );
+        let broken = crate::websocket::deflate::compress(b"\xff\xfe");
+        assert_eq!(
+            code(inflating(1024, &compressed(true, OPCODE_TEXT, &broken))),
+            1007
         );
     }
 }

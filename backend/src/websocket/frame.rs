@@ -9,14 +9,42 @@ use std::fmt;
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes};
-use rookery_common::ServerMessage;
+use rookery_common::{Encoding, ServerMessage};
 
 /// The longest header a server frame needs: two bytes and a 64-bit length.
 const MAX_HEADER: usize = 10;
 
 pub const OPCODE_TEXT: u8 = 0x1;
+pub const OPCODE_BINARY: u8 = 0x2;
 pub const OPCODE_CLOSE: u8 = 0x8;
 pub const OPCODE_PONG: u8 = 0xA;
+
+/// The first header bit of RFC 6455's reserved three: set on a message
+/// compressed with permessage-deflate (RFC 7692 §6).
+pub const RSV1: u8 = 0x40;
+
+/// Messages shorter than this go out uncompressed even on a deflate
+/// connection: a small message barely shrinks, and compressing it costs
+/// more than the bytes it saves (Node's `ws` draws the line at 1 KiB).
+pub const COMPRESS_FROM: usize = 256;
+
+/// How one connection's messages are written: in the encoding of its
+/// subprotocol, and compressed when permessage-deflate was agreed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Wire {
+    pub encoding: Encoding,
+    pub deflate: bool,
+}
+
+impl Wire {
+    /// How many different wires there are.
+    pub const COUNT: usize = 4;
+
+    /// Where this wire's frame goes in a per-wire array.
+    pub fn index(self) -> usize {
+        usize::from(self.encoding.is_binary()) * 2 + usize::from(self.deflate)
+    }
+}
 
 /// One complete, unfragmented server frame. Cloning is a reference-count
 /// increment.
@@ -49,6 +77,7 @@ fn header(opcode: u8, len: usize) -> ([u8; MAX_HEADER], usize) {
 impl Frame {
     /// A frame around `payload`, written after room left for the header:
     /// the payload is not copied again.
+    /// `opcode` may carry [`RSV1`].
     fn finish(opcode: u8, mut buffer: Vec<u8>) -> Frame {
         let len = buffer.len() - MAX_HEADER;
         let (header, used) = header(opcode, len);
@@ -69,14 +98,33 @@ impl Frame {
         Frame::finish(opcode, buffer)
     }
 
-    /// A server message as a text frame, serialized straight into the
-    /// frame's buffer.
-    pub fn encode(message: &ServerMessage) -> Frame {
+    /// A server message as `wire` wants it: a text frame of JSON or a
+    /// binary one of MessagePack, serialized straight into the frame's
+    /// buffer, and compressed if the connection agreed to deflate and the
+    /// message is worth it.
+    pub fn encode(message: &ServerMessage, wire: Wire) -> Frame {
         let mut buffer = Vec::with_capacity(128);
         buffer.resize(MAX_HEADER, 0);
-        // As `rookery_common::encode`: these types always serialize.
-        serde_json::to_writer(&mut buffer, message).expect("server messages serialize");
-        Frame::finish(OPCODE_TEXT, buffer)
+        let opcode = match wire.encoding {
+            Encoding::Json => {
+                // As `rookery_common::encode`: these types always serialize.
+                serde_json::to_writer(&mut buffer, message).expect("server messages serialize");
+                OPCODE_TEXT
+            }
+            Encoding::MessagePack => {
+                rookery_common::codec::encode_bin_into(message, &mut buffer);
+                OPCODE_BINARY
+            }
+        };
+        if wire.deflate && buffer.len() - MAX_HEADER >= COMPRESS_FROM {
+            let mut compressed = Vec::with_capacity(buffer.len() / 2);
+            compressed.resize(MAX_HEADER, 0);
+            super::deflate::compress_into(&buffer[MAX_HEADER..], &mut compressed);
+            if compressed.len() < buffer.len() {
+                return Frame::finish(opcode | RSV1, compressed);
+            }
+        }
+        Frame::finish(opcode, buffer)
     }
 
     pub fn text(text: &str) -> Frame {
@@ -115,6 +163,11 @@ impl Frame {
         self.bytes[0] & 0x0f
     }
 
+    /// Whether the payload is compressed (permessage-deflate).
+    pub fn is_compressed(&self) -> bool {
+        self.bytes[0] & RSV1 != 0
+    }
+
     pub fn payload(&self) -> &[u8] {
         &self.bytes[usize::from(self.header_len)..]
     }
@@ -140,6 +193,29 @@ impl fmt::Debug for Frame {
             .field("opcode", &self.opcode())
             .field("payload", &String::from_utf8_lossy(self.payload()))
             .finish()
+    }
+}
+
+/// One message for many recipients, encoded once for each wire any of them
+/// speaks, when the first of them needs it: a publication to JSON and
+/// MessagePack subscribers is serialized twice, never once per subscriber.
+pub struct Encoded<'a> {
+    message: &'a ServerMessage,
+    frames: [Option<Frame>; Wire::COUNT],
+}
+
+impl<'a> Encoded<'a> {
+    pub fn new(message: &'a ServerMessage) -> Encoded<'a> {
+        Encoded {
+            message,
+            frames: Default::default(),
+        }
+    }
+
+    pub fn frame(&mut self, wire: Wire) -> Frame {
+        self.frames[wire.index()]
+            .get_or_insert_with(|| Frame::encode(self.message, wire))
+            .clone()
     }
 }
 
@@ -226,12 +302,95 @@ mod tests {
         }
     }
 
+    const JSON: Wire = Wire {
+        encoding: Encoding::Json,
+        deflate: false,
+    };
+    const BIN: Wire = Wire {
+        encoding: Encoding::MessagePack,
+        deflate: false,
+    };
+
     #[test]
     fn an_encoded_message_is_its_json_in_a_text_frame() {
         let message = ServerMessage::Ping {};
-        let frame = Frame::encode(&message);
+        let frame = Frame::encode(&message, JSON);
         assert_eq!(frame.as_str(), rookery_common::encode(&message));
         assert_eq!(frame.opcode(), OPCODE_TEXT);
+    }
+
+    #[test]
+    fn on_the_binary_wire_it_is_msgpack_in_a_binary_frame() {
+        let message = ServerMessage::Ping {};
+        let frame = Frame::encode(&message, BIN);
+        assert_eq!(frame.opcode(), OPCODE_BINARY);
+        assert_eq!(frame.payload(), rookery_common::encode_bin(&message));
+    }
+
+    fn big_message() -> ServerMessage {
+        ServerMessage::Error {
+            id: None,
+            code: rookery_common::ErrorCode::BadRequest,
+            message: "the same words again and again ".repeat(40),
+        }
+    }
+
+    #[test]
+    fn with_deflate_a_long_message_is_compressed_and_a_short_one_is_not() {
+        for encoding in Encoding::ALL {
+            let wire = Wire {
+                encoding,
+                deflate: true,
+            };
+            let short = Frame::encode(&ServerMessage::Ping {}, wire);
+            assert!(!short.is_compressed());
+            assert_eq!(
+                short,
+                Frame::encode(
+                    &ServerMessage::Ping {},
+                    Wire {
+                        deflate: false,
+                        ..wire
+                    }
+                )
+            );
+
+            let message = big_message();
+            let plain = Frame::encode(
+                &message,
+                Wire {
+                    deflate: false,
+                    ..wire
+                },
+            );
+            let frame = Frame::encode(&message, wire);
+            assert!(frame.is_compressed());
+            assert_eq!(frame.wire()[0], 0x80 | RSV1 | plain.opcode());
+            assert!(frame.payload().len() * 4 < plain.payload().len());
+            let mut inflated = Vec::new();
+            super::super::deflate::Inflater::new(false)
+                .inflate(frame.payload(), 1 << 20, &mut inflated)
+                .unwrap();
+            assert_eq!(inflated, plain.payload());
+        }
+    }
+
+    #[test]
+    fn a_message_is_encoded_once_per_wire() {
+        let message = big_message();
+        let mut encoded = Encoded::new(&message);
+        let first = encoded.frame(JSON);
+        let again = encoded.frame(JSON);
+        // The same bytes, not an equal copy.
+        assert_eq!(first.wire().as_ptr(), again.wire().as_ptr());
+        let bin = encoded.frame(BIN);
+        assert_ne!(first.wire().as_ptr(), bin.wire().as_ptr());
+        assert_eq!(bin.opcode(), OPCODE_BINARY);
+        let deflated = encoded.frame(Wire {
+            deflate: true,
+            ..BIN
+        });
+        assert!(deflated.is_compressed());
     }
 
     #[test]

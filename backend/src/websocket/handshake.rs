@@ -2,14 +2,15 @@
 //! WebSocket handshakes, and the `101 Switching Protocols` that accepts one.
 
 use axum::http::header::{
-    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use axum::response::Response;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
+use super::deflate::{self, Agreed};
 use crate::http::error::ApiError;
 
 /// Appended to the client's key before hashing (RFC 6455 §1.3).
@@ -19,7 +20,10 @@ const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 #[derive(Debug, PartialEq, Eq)]
 pub struct Handshake {
     accept: String,
-    protocol: Option<&'static str>,
+    pub protocol: Option<&'static str>,
+    /// permessage-deflate, when the server allows it and the client offered
+    /// terms it can accept.
+    pub deflate: Option<Agreed>,
 }
 
 fn bad(status: StatusCode, code: &'static str, message: &'static str) -> ApiError {
@@ -36,15 +40,18 @@ fn lists(headers: &HeaderMap, name: axum::http::HeaderName, token: &str) -> bool
         .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
 
-/// Checks an upgrade request; `protocol` is the subprotocol this endpoint
-/// speaks, chosen when the client offers it. A client offering none is
-/// accepted (and speaks it anyway); one offering only others is too, with
-/// no protocol in the answer, which browsers then refuse themselves.
+/// Checks an upgrade request. `protocols` are the subprotocols this
+/// endpoint speaks: the first the client lists (its preference) is chosen.
+/// A client offering none is accepted (and speaks the first anyway); one
+/// offering only others is too, with no protocol in the answer, which
+/// browsers then refuse themselves. `deflate`: whether permessage-deflate
+/// may be agreed.
 pub fn check(
     method: &Method,
     version: Version,
     headers: &HeaderMap,
-    protocol: &'static str,
+    protocols: &[&'static str],
+    deflate: bool,
 ) -> Result<Handshake, ApiError> {
     if method != Method::GET {
         return Err(bad(
@@ -93,10 +100,31 @@ pub fn check(
                 "Sec-WebSocket-Key must be 16 bytes in base64",
             )
         })?;
-    let offered = lists(headers, SEC_WEBSOCKET_PROTOCOL, protocol);
+    let protocol = headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|offered| {
+            protocols
+                .iter()
+                .find(|ours| ours.eq_ignore_ascii_case(offered.trim()))
+                .copied()
+        });
+    let deflate = if deflate {
+        deflate::negotiate(
+            headers
+                .get_all(SEC_WEBSOCKET_EXTENSIONS)
+                .iter()
+                .filter_map(|value| value.to_str().ok()),
+        )
+    } else {
+        None
+    };
     Ok(Handshake {
         accept: accept_key(key.as_bytes()),
-        protocol: offered.then_some(protocol),
+        protocol,
+        deflate,
     })
 }
 
@@ -121,6 +149,12 @@ impl Handshake {
         );
         if let Some(protocol) = self.protocol {
             headers.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+        }
+        if let Some(agreed) = self.deflate {
+            headers.insert(
+                SEC_WEBSOCKET_EXTENSIONS,
+                HeaderValue::from_static(agreed.response()),
+            );
         }
         response
     }
@@ -148,9 +182,17 @@ mod tests {
     #[test]
     fn the_accept_key_is_the_rfc_example() {
         // RFC 6455 §1.3.
-        let handshake = check(&Method::GET, Version::HTTP_11, &request(&GOOD), "p").unwrap();
+        let handshake = check(
+            &Method::GET,
+            Version::HTTP_11,
+            &request(&GOOD),
+            &["p"],
+            true,
+        )
+        .unwrap();
         assert_eq!(handshake.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         assert_eq!(handshake.protocol, None);
+        assert_eq!(handshake.deflate, None);
         let response = handshake.response();
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
         assert_eq!(
@@ -159,28 +201,77 @@ mod tests {
         );
     }
 
+    const OURS: [&str; 2] = ["rookery.v1.json", "rookery.v1.bin"];
+
     #[test]
-    fn the_protocol_is_chosen_when_offered() {
+    fn the_clients_first_protocol_we_speak_is_chosen() {
+        let chosen = |offer: &'static str| {
+            let mut pairs = GOOD.to_vec();
+            pairs.push(("sec-websocket-protocol", offer));
+            check(
+                &Method::GET,
+                Version::HTTP_11,
+                &request(&pairs),
+                &OURS,
+                false,
+            )
+            .unwrap()
+            .protocol
+        };
+        assert_eq!(chosen("other, rookery.v1.json"), Some("rookery.v1.json"));
+        assert_eq!(
+            chosen("rookery.v1.bin, rookery.v1.json"),
+            Some("rookery.v1.bin")
+        );
+        assert_eq!(
+            chosen("rookery.v1.json,rookery.v1.bin"),
+            Some("rookery.v1.json")
+        );
+        assert_eq!(chosen("other"), None);
         let mut pairs = GOOD.to_vec();
-        pairs.push(("sec-websocket-protocol", "other, rookery.v1.json"));
+        pairs.push(("sec-websocket-protocol", "rookery.v1.bin"));
         let handshake = check(
             &Method::GET,
             Version::HTTP_11,
             &request(&pairs),
-            "rookery.v1.json",
+            &OURS,
+            false,
         )
         .unwrap();
-        assert_eq!(handshake.protocol, Some("rookery.v1.json"));
         assert_eq!(
             handshake.response().headers()[SEC_WEBSOCKET_PROTOCOL],
-            "rookery.v1.json"
+            "rookery.v1.bin"
+        );
+    }
+
+    #[test]
+    fn deflate_is_agreed_only_when_allowed_and_offered() {
+        let mut pairs = GOOD.to_vec();
+        pairs.push((
+            "sec-websocket-extensions",
+            "permessage-deflate; client_max_window_bits",
+        ));
+        let offered = request(&pairs);
+        let refused = check(&Method::GET, Version::HTTP_11, &offered, &OURS, false).unwrap();
+        assert_eq!(refused.deflate, None);
+        assert!(
+            !refused
+                .response()
+                .headers()
+                .contains_key(SEC_WEBSOCKET_EXTENSIONS)
+        );
+        let agreed = check(&Method::GET, Version::HTTP_11, &offered, &OURS, true).unwrap();
+        assert!(agreed.deflate.is_some());
+        assert_eq!(
+            agreed.response().headers()[SEC_WEBSOCKET_EXTENSIONS],
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
         );
     }
 
     #[test]
     fn requests_that_are_not_handshakes_are_refused() {
         let status = |method: Method, version, pairs: &[(&'static str, &'static str)]| {
-            check(&method, version, &request(pairs), "p")
+            check(&method, version, &request(pairs), &["p"], false)
                 .unwrap_err()
                 .status
         };

@@ -8,10 +8,12 @@
 //!
 //! - [`frame`]: server frames, encoded once for every subscriber.
 //! - [`decoder`]: client frames into messages, violations into close codes.
+//! - [`deflate`]: permessage-deflate's offer, and payloads compressed and inflated.
 //! - [`handshake`]: which requests are handshakes, and the 101 answer.
 //! - [`socket`]: one connection's stream, written from its outbox and read.
 
 pub mod decoder;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod socket;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::decoder::{Decoder, Incoming, Violation};
-use super::frame::{Frame, MAX_SLICES, advance, gather};
+use super::frame::{Frame, MAX_SLICES, Wire, advance, gather};
 use crate::hub::outbox::{Closing, Frames, Next, OutboxReceiver};
 
 /// How much one read takes from the kernel.
@@ -27,8 +27,7 @@ const READ_CHUNK: usize = 4096;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
     Text(String),
-    /// A binary message, which the JSON protocol has no use for.
-    Binary,
+    Binary(Vec<u8>),
     /// A ping (answered already) or a pong: a sign of life.
     Alive,
     End(End),
@@ -49,6 +48,8 @@ pub enum End {
 pub struct Socket<Io> {
     io: Io,
     decoder: Decoder,
+    /// What the handshake agreed on for messages.
+    wire: Wire,
     /// The frames being written: `batch[written..]`, of which the first has
     /// `offset` bytes out already.
     batch: Frames,
@@ -65,12 +66,27 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Socket<Io> {
         Socket {
             io,
             decoder: Decoder::new(max_message),
+            wire: Wire::default(),
             batch: Frames::new(),
             written: 0,
             offset: 0,
             unflushed: false,
             broken: false,
         }
+    }
+
+    /// A socket whose messages are in `wire`'s encoding, compressed when
+    /// deflate was agreed.
+    pub fn speaking(mut self, wire: Wire) -> Socket<Io> {
+        self.wire = wire;
+        if wire.deflate {
+            self.decoder = self.decoder.inflating();
+        }
+        self
+    }
+
+    pub fn wire(&self) -> Wire {
+        self.wire
     }
 
     /// Puts back a frame another writer (the flusher) left half written:
@@ -179,7 +195,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Socket<Io> {
             match self.decoder.next_message() {
                 Err(violation) => return Poll::Ready(Event::End(End::Violation(violation))),
                 Ok(Some(Incoming::Text(text))) => return Poll::Ready(Event::Text(text)),
-                Ok(Some(Incoming::Binary)) => return Poll::Ready(Event::Binary),
+                Ok(Some(Incoming::Binary(bytes))) => return Poll::Ready(Event::Binary(bytes)),
                 Ok(Some(Incoming::Ping(payload))) => {
                     // In order with the deliveries (a frame may be half
                     // written); it wakes this task to write it.

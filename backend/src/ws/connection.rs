@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use rookery_common::{CloseCode, ServerMessage, decode_client};
+use rookery_common::{CloseCode, Encoding, ServerMessage, decode_client, decode_client_bin};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -26,6 +26,7 @@ use crate::hub::{Closing, Frame, Outbox, OutboxReceiver};
 use crate::metrics::Metrics;
 use crate::net::proxy::Client;
 use crate::server::AppState;
+use crate::websocket::frame::Wire;
 use crate::websocket::{End, Event, Socket};
 
 /// What a connection's socket is: plain TCP or TLS (or any stream).
@@ -64,7 +65,8 @@ pub fn serve<Io: Stream>(
     client: Client,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let (outbox, mut receiver) = Outbox::new(state.config.limits.outbound_queue);
+        let (outbox, mut receiver) =
+            Outbox::for_wire(state.config.limits.outbound_queue, socket.wire());
         let _guard = state.track_connection();
         let Some(_per_ip) = state.admit_ip(client.ip) else {
             // Over the per-address limit: say so with a close code the client
@@ -136,7 +138,7 @@ async fn close<Io: Stream>(socket: &mut Socket<Io>, end: End) {
             }
         }
         End::Close(closing) => {
-            let frames = closing_frames(&closing);
+            let frames = closing_frames(&closing, socket.wire());
             if socket
                 .send_last(!closing.drain, &frames, CLOSE_WRITE_TIMEOUT)
                 .await
@@ -150,7 +152,7 @@ async fn close<Io: Stream>(socket: &mut Socket<Io>, end: End) {
 /// A server-side close: application codes get a `disconnect` push first,
 /// which clients that cannot see close codes (some proxies rewrite them)
 /// can still act on.
-fn closing_frames(closing: &Closing) -> Vec<Frame> {
+fn closing_frames(closing: &Closing, wire: Wire) -> Vec<Frame> {
     let code = closing.code.number();
     let mut frames = Vec::with_capacity(2);
     if code >= 4000
@@ -159,11 +161,12 @@ fn closing_frames(closing: &Closing) -> Vec<Frame> {
             CloseCode::GoingAway | CloseCode::ServiceRestart
         )
     {
-        frames.push(Frame::encode(&ServerMessage::Disconnect {
+        let disconnect = ServerMessage::Disconnect {
             code: closing.code,
             reason: closing.reason.clone(),
             reconnect: closing.code.reconnect() != rookery_common::Reconnect::Never,
-        }));
+        };
+        frames.push(Frame::encode(&disconnect, wire));
     }
     frames.push(Frame::close(code, &closing.reason));
     frames
@@ -243,19 +246,39 @@ async fn run<Io: Stream>(
             Event::End(end) => return Some(end),
             Event::Text(text) => {
                 heartbeat.heard(Instant::now());
-                handle_text(socket, receiver, session, &text).await;
+                if socket.wire().encoding == Encoding::Json {
+                    handle_command(socket, receiver, session, Command::Text(&text)).await;
+                } else {
+                    outbox.close(
+                        CloseCode::UnsupportedData,
+                        "text frames are not part of rookery.v1.bin",
+                        false,
+                    );
+                }
             }
-            Event::Binary => {
+            Event::Binary(bytes) => {
                 heartbeat.heard(Instant::now());
-                outbox.close(
-                    CloseCode::UnsupportedData,
-                    "binary frames are not part of rookery.v1.json",
-                    false,
-                );
+                if socket.wire().encoding == Encoding::MessagePack {
+                    handle_command(socket, receiver, session, Command::Bin(&bytes)).await;
+                } else {
+                    outbox.close(
+                        CloseCode::UnsupportedData,
+                        "binary frames are not part of rookery.v1.json",
+                        false,
+                    );
+                }
             }
             Event::Alive => heartbeat.heard(Instant::now()),
         }
     }
+}
+
+/// A command as it arrived, decoded only inside [`handle_command`]'s box
+/// (a decoded command is large; the loop's future should not be).
+#[derive(Clone, Copy)]
+enum Command<'a> {
+    Text(&'a str),
+    Bin(&'a [u8]),
 }
 
 /// Handles one command while the socket goes on writing: a command that
@@ -263,14 +286,18 @@ async fn run<Io: Stream>(
 /// The command's future is boxed: it is large (the store's, for notes) and
 /// lives only while it runs; inline, it would size every idle connection's
 /// task.
-async fn handle_text<Io: Stream>(
+async fn handle_command<Io: Stream>(
     socket: &mut Socket<Io>,
     receiver: &mut OutboxReceiver,
     session: &mut Session,
-    text: &str,
+    command: Command<'_>,
 ) {
     let mut handling: Pin<Box<dyn Future<Output = ()> + Send + '_>> = Box::pin(async move {
-        match decode_client(text) {
+        let decoded = match command {
+            Command::Text(text) => decode_client(text),
+            Command::Bin(bytes) => decode_client_bin(bytes),
+        };
+        match decoded {
             Ok(command) => session.handle(command).await,
             Err(error) => session.bad_frame(error.id, error.code, error.message),
         }

@@ -18,11 +18,12 @@ pub mod yjs;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rookery_common::SUBPROTOCOL_JSON;
+use rookery_common::Encoding;
 
 use crate::http::error::ApiError;
 use crate::net::proxy::Client;
 use crate::server::AppState;
+use crate::websocket::frame::Wire;
 use crate::websocket::tcp::SharedTcp;
 use crate::websocket::{Socket, handshake};
 use hyper_util::rt::TokioIo;
@@ -72,10 +73,18 @@ pub async fn upgrade(State(state): State<AppState>, client: Client, request: Req
         request.method(),
         request.version(),
         request.headers(),
-        SUBPROTOCOL_JSON,
+        &Encoding::ALL.map(Encoding::subprotocol),
+        state.config.websocket_compression,
     ) {
         Ok(handshake) => handshake,
         Err(refusal) => return refusal.into_response(),
+    };
+    let wire = Wire {
+        encoding: handshake
+            .protocol
+            .and_then(Encoding::from_subprotocol)
+            .unwrap_or_default(),
+        deflate: handshake.deflate.is_some(),
     };
     let max_message = state.config.limits.max_message_size;
     let upgraded = hyper::upgrade::on(request);
@@ -86,7 +95,8 @@ pub async fn upgrade(State(state): State<AppState>, client: Client, request: Req
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
                     let tcp = Arc::new(parts.io.into_inner());
-                    let mut socket = Socket::new(SharedTcp(tcp.clone()), max_message);
+                    let mut socket =
+                        Socket::new(SharedTcp(tcp.clone()), max_message).speaking(wire);
                     socket.preload(&parts.read_buf);
                     // hyper's read buffer (8 KiB): not kept for the
                     // connection's life.
@@ -94,7 +104,7 @@ pub async fn upgrade(State(state): State<AppState>, client: Client, request: Req
                     connection::serve(socket, Some(tcp), state, client).await;
                 }
                 Err(upgraded) => {
-                    let socket = Socket::new(TokioIo::new(upgraded), max_message);
+                    let socket = Socket::new(TokioIo::new(upgraded), max_message).speaking(wire);
                     connection::serve(socket, None, state, client).await;
                 }
             },

@@ -102,7 +102,7 @@ impl Session {
     /// Queues a reply. A full queue means the client is not reading: close
     /// it as a slow consumer rather than wait.
     pub fn reply(&self, message: &ServerMessage) {
-        let frame = crate::hub::Frame::encode(message);
+        let frame = crate::hub::Frame::encode(message, self.outbox.wire());
         if self.outbox.push(frame) == Err(PushError::Full) {
             self.outbox.close(
                 CloseCode::SlowConsumer,

@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{TestClient, TestServer, within};
+use crate::support::{TestClient, TestServer, close_code, raw_socket, server_frame, within};
 
 fn error_code(message: &ServerMessage) -> ErrorCode {
     match message {
@@ -168,29 +168,6 @@ async fn a_binary_frame_on_the_json_protocol_closes_with_1003() {
 
 use futures_util::SinkExt;
 
-/// A WebSocket spoken by hand, for frames no well-behaved library sends.
-async fn raw_socket(server: &TestServer) -> TcpStream {
-    let mut stream = TcpStream::connect(server.address).await.unwrap();
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        server.address
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    while !response.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        within(stream.read_exact(&mut byte)).await.unwrap();
-        response.push(byte[0]);
-    }
-    assert!(
-        response.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&response)
-    );
-    stream
-}
-
 fn frame(opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
     assert!(payload.len() < 126);
     let mut frame = vec![0x80 | opcode];
@@ -204,38 +181,6 @@ fn frame(opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
         frame.extend_from_slice(payload);
     }
     frame
-}
-
-/// Reads one server frame: its opcode and payload.
-async fn server_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
-    let mut header = [0u8; 2];
-    within(stream.read_exact(&mut header))
-        .await
-        .expect("a frame before the end");
-    assert_eq!(header[1] & 0x80, 0, "server frames are not masked");
-    let mut length = u64::from(header[1] & 0x7f);
-    if length == 126 {
-        let mut extended = [0u8; 2];
-        stream.read_exact(&mut extended).await.unwrap();
-        length = u64::from(u16::from_be_bytes(extended));
-    } else if length == 127 {
-        let mut extended = [0u8; 8];
-        stream.read_exact(&mut extended).await.unwrap();
-        length = u64::from_be_bytes(extended);
-    }
-    let mut payload = vec![0u8; length as usize];
-    within(stream.read_exact(&mut payload)).await.unwrap();
-    (header[0] & 0x0f, payload)
-}
-
-/// Reads server frames until a close frame; returns its code.
-async fn close_code(stream: &mut TcpStream) -> u16 {
-    loop {
-        let (opcode, payload) = server_frame(stream).await;
-        if opcode == 0x8 {
-            return u16::from_be_bytes([payload[0], payload[1]]);
-        }
-    }
 }
 
 #[tokio::test]

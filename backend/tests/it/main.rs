@@ -7,6 +7,7 @@ mod bad_input;
 mod binary;
 mod chat;
 mod cluster;
+mod encodings;
 mod faults;
 mod lifecycle;
 mod limits;

@@ -8,8 +8,12 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use rookery::store::Store;
 use rookery::{AppState, Config};
-use rookery_common::codec::encode_client;
-use rookery_common::{ChannelName, ClientMessage, CommandId, ServerMessage, decode_server};
+use rookery_common::codec::{encode_client, encode_client_bin};
+use rookery_common::{
+    ChannelName, ClientMessage, CommandId, Encoding, ServerMessage, decode_server,
+    decode_server_bin,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -178,6 +182,9 @@ pub struct TestClient {
     /// How long `recv` waits; stories under a paused clock raise it above
     /// the server's timers.
     pub wait: Duration,
+    /// What the client speaks: JSON text frames unless it asked for
+    /// `rookery.v1.bin`.
+    pub encoding: Encoding,
 }
 
 /// How a socket ended, seen from the client.
@@ -197,6 +204,7 @@ impl TestClient {
             next_id: 1,
             pending: Default::default(),
             wait: WAIT,
+            encoding: Encoding::Json,
         }
     }
 
@@ -219,6 +227,7 @@ impl TestClient {
             next_id: 1,
             pending: Default::default(),
             wait: WAIT,
+            encoding: Encoding::Json,
         }
     }
 
@@ -236,7 +245,29 @@ impl TestClient {
             next_id: 1,
             pending: Default::default(),
             wait: WAIT,
+            encoding: Encoding::Json,
         })
+    }
+
+    /// Opens asking for the subprotocols `offer` (a `Sec-WebSocket-Protocol`
+    /// value), and speaks the one the server chose.
+    pub async fn open_offering(url: &str, offer: &str) -> Self {
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", offer.parse().unwrap());
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket opens");
+        let chosen = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .expect("a subprotocol was chosen")
+            .to_str()
+            .unwrap();
+        let mut client = Self::from_socket(socket);
+        client.encoding = Encoding::from_subprotocol(chosen).expect("one of ours");
+        client
     }
 
     pub fn next_id(&mut self) -> Option<CommandId> {
@@ -246,7 +277,14 @@ impl TestClient {
     }
 
     pub async fn send(&mut self, message: &ClientMessage) {
-        self.send_text(&encode_client(message)).await;
+        match self.encoding {
+            Encoding::Json => self.send_text(&encode_client(message)).await,
+            Encoding::MessagePack => self
+                .socket
+                .send(Message::binary(encode_client_bin(message)))
+                .await
+                .expect("send succeeds"),
+        }
     }
 
     pub async fn send_text(&mut self, text: &str) {
@@ -284,15 +322,21 @@ impl TestClient {
                 .expect("timed out waiting for a message")
                 .expect("socket still open")
                 .expect("no socket error");
-            match message {
-                Message::Text(text) => {
-                    let message = decode_server(text.as_str()).expect("valid server message");
-                    if !skip_pings || message != (ServerMessage::Ping {}) {
-                        return message;
-                    }
+            let message = match (message, self.encoding) {
+                (Message::Text(text), Encoding::Json) => {
+                    decode_server(text.as_str()).expect("valid server message")
                 }
-                Message::Close(frame) => panic!("socket closed unexpectedly: {frame:?}"),
-                _ => {}
+                (Message::Binary(bytes), Encoding::MessagePack) => {
+                    decode_server_bin(&bytes).expect("valid server message")
+                }
+                (Message::Close(frame), _) => panic!("socket closed unexpectedly: {frame:?}"),
+                (Message::Text(_) | Message::Binary(_), encoding) => {
+                    panic!("a frame of another encoding than {encoding:?}")
+                }
+                _ => continue,
+            };
+            if !skip_pings || message != (ServerMessage::Ping {}) {
+                return message;
             }
         }
     }
@@ -403,6 +447,92 @@ impl TestClient {
                 Some(Err(error)) => panic!("socket ended without a close frame: {error}"),
                 None => panic!("socket ended without a close frame"),
             }
+        }
+    }
+}
+
+/// A WebSocket spoken by hand, for frames no well-behaved library sends.
+pub async fn raw_socket(server: &TestServer) -> TcpStream {
+    raw_socket_with(server, "").await.0
+}
+
+/// As [`raw_socket`], with `extra` header lines (each ending in CRLF) in
+/// the handshake; also returns the response's head.
+pub async fn raw_socket_with(server: &TestServer, extra: &str) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(server.address).await.unwrap();
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n",
+        server.address
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        within(stream.read_exact(&mut byte)).await.unwrap();
+        response.push(byte[0]);
+    }
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 101"), "{response}");
+    (stream, response)
+}
+
+/// A masked client frame of any length; `first` is the whole first byte
+/// (FIN, RSV bits, opcode).
+pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![first];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let key = [0x12, 0x34, 0x56, 0x78];
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    frame
+}
+
+/// Reads one server frame: its first byte (FIN, RSV bits, opcode) and its
+/// payload.
+pub async fn read_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut header = [0u8; 2];
+    within(stream.read_exact(&mut header))
+        .await
+        .expect("a frame before the end");
+    assert_eq!(header[1] & 0x80, 0, "server frames are not masked");
+    let mut length = u64::from(header[1] & 0x7f);
+    if length == 126 {
+        let mut extended = [0u8; 2];
+        stream.read_exact(&mut extended).await.unwrap();
+        length = u64::from(u16::from_be_bytes(extended));
+    } else if length == 127 {
+        let mut extended = [0u8; 8];
+        stream.read_exact(&mut extended).await.unwrap();
+        length = u64::from_be_bytes(extended);
+    }
+    let mut payload = vec![0u8; length as usize];
+    within(stream.read_exact(&mut payload)).await.unwrap();
+    (header[0], payload)
+}
+
+/// Reads one server frame: its opcode and payload.
+pub async fn server_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+    let (first, payload) = read_frame(stream).await;
+    (first & 0x0f, payload)
+}
+
+/// Reads server frames until a close frame; returns its code.
+pub async fn close_code(stream: &mut TcpStream) -> u16 {
+    loop {
+        let (opcode, payload) = server_frame(stream).await;
+        if opcode == 0x8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
         }
     }
 }
