@@ -30,6 +30,24 @@ pub fn try_send_vectored(socket: &TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Re
     })
 }
 
+/// Writes `bufs` now (one `send`, or one `sendmsg` for several), without
+/// asking tokio whether the socket is writable: for the flusher, which
+/// writes into sockets no task is polling. Reading tokio's readiness would
+/// be one more cache miss per delivery on a cold socket, and the answer is
+/// nearly always yes. When it is no, the `WouldBlock` leaves tokio's
+/// readiness stale, which is harmless: the connection's task takes over,
+/// and its own write fails the same way, clears the readiness and waits
+/// for room.
+pub fn send_unpolled(socket: &TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let socket = socket2::SockRef::from(socket);
+    match bufs {
+        // One frame (the usual delivery) by `send`: `sendmsg` costs the
+        // kernel a little more for a single buffer.
+        [one] => socket.send_with_flags(one, NO_SIGNAL),
+        _ => socket.send_vectored_with_flags(bufs, NO_SIGNAL),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SharedTcp(pub Arc<TcpStream>);
 
