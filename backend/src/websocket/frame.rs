@@ -8,7 +8,8 @@
 use std::fmt;
 use std::io::IoSlice;
 
-use bytes::{Buf, Bytes};
+use std::sync::Arc;
+
 use rookery_common::{Encoding, ServerMessage};
 
 /// The longest header a server frame needs: two bytes and a 64-bit length.
@@ -48,11 +49,13 @@ impl Wire {
 
 /// One complete, unfragmented server frame. Cloning is a reference-count
 /// increment.
+///
+/// Two words: queues hold frames inline, and every byte of a queue is
+/// memory an idle connection keeps and a fan-out's cold cache lines. Where
+/// the payload starts is read from the header itself.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame {
-    bytes: Bytes,
-    /// Where the payload starts.
-    header_len: u8,
+    bytes: Arc<[u8]>,
 }
 
 /// The header of an unmasked, final frame: its bytes and how many are used.
@@ -75,19 +78,16 @@ fn header(opcode: u8, len: usize) -> ([u8; MAX_HEADER], usize) {
 }
 
 impl Frame {
-    /// A frame around `payload`, written after room left for the header:
-    /// the payload is not copied again.
+    /// A frame around `payload`, written after room left for the header,
+    /// then copied once into its shared allocation (sized exactly).
     /// `opcode` may carry [`RSV1`].
     fn finish(opcode: u8, mut buffer: Vec<u8>) -> Frame {
         let len = buffer.len() - MAX_HEADER;
         let (header, used) = header(opcode, len);
         let start = MAX_HEADER - used;
         buffer[start..MAX_HEADER].copy_from_slice(&header[..used]);
-        let mut bytes = Bytes::from(buffer);
-        bytes.advance(start);
         Frame {
-            bytes,
-            header_len: used as u8,
+            bytes: Arc::from(&buffer[start..]),
         }
     }
 
@@ -169,7 +169,12 @@ impl Frame {
     }
 
     pub fn payload(&self) -> &[u8] {
-        &self.bytes[usize::from(self.header_len)..]
+        let header_len = match self.bytes[1] {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        &self.bytes[header_len..]
     }
 
     /// A text frame's payload.
