@@ -541,15 +541,24 @@ impl Flusher {
                 Poll::Ready(())
             })
             .await;
-            for queue in round.drain(..) {
+            // A round over thousands of sockets takes a while: other tasks
+            // (new connections' handshakes and commands, the I/O driver)
+            // get their turn every slice of it, not only between rounds.
+            // On one core a round of a reconnect storm's pushes would
+            // otherwise hold the thread for hundreds of milliseconds.
+            for (n, queue) in round.drain(..).enumerate() {
                 flush(&queue);
+                if n % ROUND_SLICE == ROUND_SLICE - 1 {
+                    tokio::task::yield_now().await;
+                }
             }
-            // A round over thousands of sockets takes a while: let other
-            // tasks (publishers among them) run before the next.
             tokio::task::yield_now().await;
         }
     }
 }
+
+/// Queues the flusher writes to before letting other tasks run.
+const ROUND_SLICE: usize = 512;
 
 /// Writes what `queue` holds to its socket, unless its task has taken over;
 /// what the kernel does not take is left to the task.
