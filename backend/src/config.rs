@@ -91,9 +91,9 @@ pub struct ServeArgs {
     pub max_message_size: Option<usize>,
 
     /// Agree to permessage-deflate with clients that offer it (browsers
-    /// do): each message over 256 bytes is compressed once for all its
-    /// recipients, and a client's compressed messages are inflated at the
-    /// cost of ~40 KiB per connection that sends one [default: false]
+    /// do): each message of 256 bytes or more is compressed once for all
+    /// its recipients; no connection keeps a compression window between
+    /// messages [default: false]
     #[arg(long, env = "ROOKERY_WEBSOCKET_COMPRESSION")]
     pub websocket_compression: Option<bool>,
 

@@ -96,19 +96,35 @@ pub fn encode_client_bin(message: &ClientMessage) -> Vec<u8> {
 }
 
 pub fn decode_server_bin(bytes: &[u8]) -> Result<ServerMessage, rmp_serde::decode::Error> {
-    rmp_serde::from_slice(bytes)
+    from_msgpack(bytes)
 }
 
 /// As [`decode_client`], for a MessagePack frame: the same classes of
 /// error with the same codes.
 pub fn decode_client_bin(bytes: &[u8]) -> Result<ClientMessage, DecodeError> {
-    rmp_serde::from_slice(bytes).map_err(|error| {
-        classify(
-            rmp_serde::from_slice(bytes).ok(),
-            "malformed msgpack",
-            &error,
-        )
-    })
+    from_msgpack(bytes)
+        .map_err(|error| classify(from_msgpack(bytes).ok(), "malformed msgpack", &error))
+}
+
+/// How deep values may nest: serde_json's own limit. MessagePack must not
+/// accept what JSON refuses: a publication is stored and passed between
+/// nodes as JSON, and data nested deeper would be published here and lost
+/// there. It also bounds the recursion a frame can cause.
+const MAX_DEPTH: usize = 128;
+
+/// One whole MessagePack value: nested at most [`MAX_DEPTH`] deep, and
+/// nothing after it (as JSON refuses trailing characters; a second command
+/// in the frame would otherwise be ignored without a word).
+fn from_msgpack<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, rmp_serde::decode::Error> {
+    let mut deserializer = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
+    deserializer.set_max_depth(MAX_DEPTH);
+    let value = T::deserialize(&mut deserializer)?;
+    if deserializer.position() != bytes.len() as u64 {
+        return Err(serde::de::Error::custom("trailing bytes after the message"));
+    }
+    Ok(value)
 }
 
 /// Only read on the error path: the parts of a frame needed to say what was
@@ -654,6 +670,46 @@ mod tests {
             ErrorCode::BadRequest,
             Some(3),
         );
+    }
+
+    /// A `publish` of `data_bytes` (MessagePack) as its data.
+    fn publish_with_data(data_bytes: &[u8]) -> Vec<u8> {
+        let frame = json!({"type": "publish", "id": 5, "channel": "chat:x", "data": "X"});
+        let mut bytes = rmp_serde::to_vec_named(&frame).unwrap();
+        let at = bytes.windows(2).position(|w| w == [0xa1, b'X']).unwrap();
+        bytes.splice(at..at + 2, data_bytes.iter().copied());
+        bytes
+    }
+
+    #[test]
+    fn msgpack_nests_no_deeper_than_json_and_is_one_value() {
+        let nested = |depth: usize| {
+            let mut data = vec![0x91; depth];
+            data.push(0xc0);
+            data
+        };
+        assert!(decode_client_bin(&publish_with_data(&nested(100))).is_ok());
+        let error = decode_client_bin(&publish_with_data(&nested(200))).unwrap_err();
+        assert_eq!((error.code, error.id), (ErrorCode::BadRequest, None));
+        // JSON refuses the same depth.
+        let json = format!(
+            r#"{{"type":"publish","id":5,"channel":"chat:x","data":{}null{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(
+            decode_client(&json).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        // A frame holding two commands is refused, not half read.
+        let ping = encode_client_bin(&ClientMessage::Ping {
+            id: Some(CommandId(1)),
+        });
+        let mut two = ping.clone();
+        two.extend_from_slice(&ping);
+        let error = decode_client_bin(&two).unwrap_err();
+        assert_eq!(error.code, ErrorCode::BadRequest);
+        assert!(error.message.contains("trailing"), "{}", error.message);
     }
 
     #[test]

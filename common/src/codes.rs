@@ -64,7 +64,7 @@ code_table! {
     /// Why a single command failed. Sent in `error` replies.
     pub enum ErrorCode: u16 {
         Internal = 100, "internal", "the server failed; the command may be retried";
-        BadRequest = 101, "bad_request", "the frame is not valid JSON, or a field is missing, unknown or of the wrong type";
+        BadRequest = 101, "bad_request", "the frame is not valid JSON (or MessagePack, nested at most 128 deep, one value per frame), or a field is missing, unknown or of the wrong type";
         UnknownCommand = 102, "unknown_command", "the `type` is not a command of this protocol";
         InvalidChannel = 103, "invalid_channel", "the channel name breaks the naming rules (namespace:name)";
         UnknownNamespace = 104, "unknown_namespace", "no namespace of that name is configured";

@@ -6,8 +6,9 @@
 //! compressed once and the same bytes go to every subscriber, which a
 //! window shared with earlier messages of one connection would forbid. The
 //! server asks the client to do the same, so a connection's [`Inflater`]
-//! keeps nothing between messages (it can keep a window, for clients that
-//! do).
+//! keeps nothing between messages. (It can keep a window, with
+//! `Inflater::new(true)`, should the server ever let clients keep theirs;
+//! the tests cover that path.)
 //!
 //! flate2 runs on miniz_oxide here, which shapes a few choices below: its
 //! compressor is about 300 KiB, so one per thread is reused; its
