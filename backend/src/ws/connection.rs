@@ -244,28 +244,13 @@ async fn run<Io: Stream>(
         };
         match event {
             Event::End(end) => return Some(end),
-            Event::Text(text) => {
+            message @ (Event::Text(_) | Event::Binary(_)) => {
                 heartbeat.heard(Instant::now());
-                if socket.wire().encoding == Encoding::Json {
-                    handle_command(socket, receiver, session, Command::Text(&text)).await;
-                } else {
-                    outbox.close(
-                        CloseCode::UnsupportedData,
-                        "text frames are not part of rookery.v1.bin",
-                        false,
-                    );
-                }
-            }
-            Event::Binary(bytes) => {
-                heartbeat.heard(Instant::now());
-                if socket.wire().encoding == Encoding::MessagePack {
-                    handle_command(socket, receiver, session, Command::Bin(&bytes)).await;
-                } else {
-                    outbox.close(
-                        CloseCode::UnsupportedData,
-                        "binary frames are not part of rookery.v1.json",
-                        false,
-                    );
+                match Command::of(&message, socket.wire().encoding) {
+                    Ok(command) => handle_command(socket, receiver, session, command).await,
+                    Err(reason) => {
+                        outbox.close(CloseCode::UnsupportedData, reason, false);
+                    }
                 }
             }
             Event::Alive => heartbeat.heard(Instant::now()),
@@ -279,6 +264,20 @@ async fn run<Io: Stream>(
 enum Command<'a> {
     Text(&'a str),
     Bin(&'a [u8]),
+}
+
+impl<'a> Command<'a> {
+    /// The command a message carries when it is of the kind the
+    /// connection's encoding uses (text for JSON, binary for MessagePack);
+    /// else why it is refused.
+    fn of(message: &'a Event, encoding: Encoding) -> Result<Command<'a>, &'static str> {
+        match (message, encoding) {
+            (Event::Text(text), Encoding::Json) => Ok(Command::Text(text)),
+            (Event::Binary(bytes), Encoding::MessagePack) => Ok(Command::Bin(bytes)),
+            (_, Encoding::Json) => Err("binary frames are not part of rookery.v1.json"),
+            (_, Encoding::MessagePack) => Err("text frames are not part of rookery.v1.bin"),
+        }
+    }
 }
 
 /// Handles one command while the socket goes on writing: a command that
