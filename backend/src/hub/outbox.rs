@@ -63,7 +63,7 @@ struct LaneSlots {
 /// fan-out to 10,000 subscribers meets 10,000 cold queues, and each cache
 /// line a push touches is a miss. The close flag, the lock and the hot
 /// half of the state sit together behind the reference counts, in two
-/// lines; the cold half (closing, pong, lane) and the waker come after.
+/// lines; the cold half (pong, closing) and the waker come after.
 #[derive(Debug)]
 #[repr(C)]
 struct Shared {
