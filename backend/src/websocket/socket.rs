@@ -288,7 +288,9 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
     use super::*;
-    use crate::hub::outbox::{Flusher, Outbox};
+    use crate::hub::outbox::{Flusher, Outbox, OutboxSocket, PushError};
+    use crate::websocket::frame::Wire;
+    use crate::websocket::tcp::SharedTcp;
 
     const KEY: [u8; 4] = [1, 2, 3, 4];
 
@@ -441,13 +443,13 @@ mod tests {
 
     /// A connected pair over loopback: the server's end shared as the
     /// outbox and the socket share it.
-    async fn tcp_pair() -> (std::sync::Arc<tokio::net::TcpStream>, tokio::net::TcpStream) {
+    async fn tcp_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        (std::sync::Arc::new(server), client)
+        (server, client)
     }
 
     async fn read_text_frame(client: &mut tokio::net::TcpStream) -> String {
@@ -469,8 +471,8 @@ mod tests {
     #[tokio::test]
     async fn a_delivery_to_an_idle_socket_wakes_no_connection_task() {
         let (server, mut client) = tcp_pair().await;
-        let (outbox, mut receiver) = Outbox::new(8);
-        receiver.attach(server, Flusher::start());
+        let (outbox, mut receiver) = Outbox::with_socket(8, Wire::default(), server);
+        receiver.attach(Flusher::start());
         // The task, idle: its waker registered with the outbox.
         let counting = std::sync::Arc::new(Counting::default());
         let waker = futures_util::task::waker(counting.clone());
@@ -490,18 +492,36 @@ mod tests {
         assert_eq!(texts(&receiver.frames_now()), ["queued"]);
     }
 
+    #[tokio::test]
+    async fn the_task_ending_ends_the_connection_while_the_hub_still_holds_its_queue() {
+        let (server, mut client) = tcp_pair().await;
+        let (outbox, receiver) = Outbox::with_socket(8, Wire::default(), server);
+        receiver.attach(Flusher::start());
+        let socket = Socket::new(SharedTcp(receiver.socket().unwrap()), 1024);
+        drop(socket);
+        drop(receiver);
+        // The hub's handle keeps the descriptor open; the client sees the
+        // end all the same.
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut byte))
+            .await
+            .expect("the connection ends");
+        assert_eq!(read.unwrap(), 0);
+        assert_eq!(outbox.push(Frame::text("late")), Err(PushError::Closed));
+    }
+
     /// A socket over loopback whose outbox the flusher writes, with the
     /// client's end.
     async fn flushed_socket() -> (
-        Socket<super::super::tcp::SharedTcp>,
+        Socket<SharedTcp<OutboxSocket>>,
         Outbox,
         OutboxReceiver,
         tokio::net::TcpStream,
     ) {
         let (server, client) = tcp_pair().await;
-        let (outbox, receiver) = Outbox::new(100);
-        receiver.attach(server.clone(), Flusher::start());
-        let socket = Socket::new(super::super::tcp::SharedTcp(server), 1024);
+        let (outbox, receiver) = Outbox::with_socket(100, Wire::default(), server);
+        receiver.attach(Flusher::start());
+        let socket = Socket::new(SharedTcp(receiver.socket().unwrap()), 1024);
         (socket, outbox, receiver, client)
     }
 
@@ -597,7 +617,7 @@ mod tests {
     }
 
     async fn next_event_tcp(
-        socket: &mut Socket<super::super::tcp::SharedTcp>,
+        socket: &mut Socket<SharedTcp<OutboxSocket>>,
         receiver: &mut OutboxReceiver,
     ) -> Event {
         tokio::time::timeout(

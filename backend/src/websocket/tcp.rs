@@ -6,60 +6,64 @@
 //! (whoever writes holds it or has marked the socket busy under it).
 
 use std::io;
-use std::net::Shutdown;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 /// No SIGPIPE from a write to a socket the peer closed: an error instead.
-#[cfg(target_os = "linux")]
-const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
-#[cfg(not(target_os = "linux"))]
-const NO_SIGNAL: libc::c_int = 0;
+const NO_SIGNAL: SendFlags = SendFlags::NOSIGNAL;
 
 /// Writes `bufs` with one `sendmsg`, `WouldBlock` while the socket is full.
 /// Not `writev` (what tokio's `try_write_vectored` calls): that goes
 /// through the kernel's file layer first, a tenth of the server's CPU at
 /// 500,000 deliveries a second.
 pub fn try_send_vectored(socket: &TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-    socket.try_io(Interest::WRITABLE, || {
-        socket2::SockRef::from(socket).send_vectored_with_flags(bufs, NO_SIGNAL)
-    })
+    socket.try_io(Interest::WRITABLE, || send_unpolled(socket, bufs))
 }
 
-/// Writes `bufs` now (one `send`, or one `sendmsg` for several), without
-/// asking tokio whether the socket is writable: for the flusher, which
-/// writes into sockets no task is polling. Reading tokio's readiness would
-/// be one more cache miss per delivery on a cold socket, and the answer is
-/// nearly always yes. When it is no, the `WouldBlock` leaves tokio's
-/// readiness stale, which is harmless: the connection's task takes over,
-/// and its own write fails the same way, clears the readiness and waits
-/// for room.
+/// Writes `bufs` now, without asking tokio whether the socket is
+/// writable: for the flusher, which writes into sockets no task is
+/// polling. Reading tokio's readiness would be one more cache miss per
+/// delivery on a cold socket, and the answer is nearly always yes. When it
+/// is no, the `WouldBlock` leaves tokio's readiness stale, which is
+/// harmless: the connection's task takes over, and its own write fails the
+/// same way, clears the readiness and waits for room.
+///
+/// One `send` for one buffer (`sendmsg` costs the kernel a little more),
+/// one `sendmsg` for several. By rustix's direct system calls, not libc's
+/// wrappers: those mark every call a thread-cancellation point, which was
+/// a twentieth of the server's own (user) CPU in a fan-out to 10,000.
 pub fn send_unpolled(socket: &TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-    let socket = socket2::SockRef::from(socket);
-    match bufs {
-        // One frame (the usual delivery) by `send`: `sendmsg` costs the
-        // kernel a little more for a single buffer.
-        [one] => socket.send_with_flags(one, NO_SIGNAL),
-        _ => socket.send_vectored_with_flags(bufs, NO_SIGNAL),
-    }
+    let sent = match bufs {
+        [one] => rustix::net::send(socket, one, NO_SIGNAL),
+        _ => rustix::net::sendmsg(socket, bufs, &mut SendAncillaryBuffer::default(), NO_SIGNAL),
+    };
+    Ok(sent?)
 }
 
-#[derive(Debug, Clone)]
-pub struct SharedTcp(pub Arc<TcpStream>);
+/// Ends the connection both ways now, whoever still holds the socket.
+pub fn shut_down(socket: &TcpStream) {
+    // Already reset or shut: nothing left to end.
+    let _ = rustix::net::shutdown(socket, rustix::net::Shutdown::Both);
+}
 
-impl AsyncRead for SharedTcp {
+/// The connection task's side of a shared stream: `S` is whatever keeps
+/// the stream alive (the outbox's handle on its socket; an `Arc` in tests).
+#[derive(Debug, Clone)]
+pub struct SharedTcp<S>(pub S);
+
+impl<S: AsRef<TcpStream> + Unpin> AsyncRead for SharedTcp<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         loop {
-            ready!(self.0.poll_read_ready(cx))?;
-            match self.0.try_read(buf.initialize_unfilled()) {
+            ready!(self.0.as_ref().poll_read_ready(cx))?;
+            match self.0.as_ref().try_read(buf.initialize_unfilled()) {
                 Ok(n) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
@@ -72,15 +76,15 @@ impl AsyncRead for SharedTcp {
     }
 }
 
-impl AsyncWrite for SharedTcp {
+impl<S: AsRef<TcpStream> + Unpin> AsyncWrite for SharedTcp<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write(buf) {
+            ready!(self.0.as_ref().poll_write_ready(cx))?;
+            match self.0.as_ref().try_write(buf) {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 done => return Poll::Ready(done),
             }
@@ -93,8 +97,8 @@ impl AsyncWrite for SharedTcp {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match try_send_vectored(&self.0, bufs) {
+            ready!(self.0.as_ref().poll_write_ready(cx))?;
+            match try_send_vectored(self.0.as_ref(), bufs) {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 done => return Poll::Ready(done),
             }
@@ -111,6 +115,9 @@ impl AsyncWrite for SharedTcp {
 
     /// Ends the sending side (a FIN): nothing is buffered here to flush.
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(socket2::SockRef::from(&*self.0).shutdown(Shutdown::Write))
+        Poll::Ready(Ok(rustix::net::shutdown(
+            self.0.as_ref(),
+            rustix::net::Shutdown::Write,
+        )?))
     }
 }

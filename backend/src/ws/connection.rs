@@ -13,11 +13,8 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use rookery_common::{CloseCode, Encoding, ServerMessage, decode_client, decode_client_bin};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::heartbeat::{Beat, Heartbeat};
@@ -43,9 +40,10 @@ const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// send a reset, which can destroy the close frame before the client sees it.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// `client`: who is on the other end, through trusted proxies; its address
-/// is what the per-address limit counts. `direct`: the plain TCP socket
-/// under `socket`, which the server's flusher may then write to.
+/// `queue`: the connection's outbox. `client`: who is on the other end,
+/// through trusted proxies; its address is what the per-address limit
+/// counts. `direct`: `socket` is the plain TCP socket kept in the queue,
+/// which the server's flusher may then write to.
 ///
 /// A plain fn returning the task's future, not an async fn: an async fn
 /// keeps its arguments in its future for its whole life, and a copy of
@@ -60,13 +58,13 @@ const LINGER: Duration = Duration::from_secs(2);
 )]
 pub fn serve<Io: Stream>(
     mut socket: Socket<Io>,
-    direct: Option<Arc<TcpStream>>,
+    queue: (Outbox, OutboxReceiver),
+    direct: bool,
     state: AppState,
     client: Client,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let (outbox, mut receiver) =
-            Outbox::for_wire(state.config.limits.outbound_queue, socket.wire());
+        let (outbox, mut receiver) = queue;
         let _guard = state.track_connection();
         let Some(_per_ip) = state.admit_ip(client.ip) else {
             // Over the per-address limit: say so with a close code the client
@@ -82,8 +80,8 @@ pub fn serve<Io: Stream>(
             Box::pin(close(&mut socket, End::Close(closing))).await;
             return;
         };
-        if let Some(direct) = direct {
-            receiver.attach(direct, state.flusher.clone());
+        if direct {
+            receiver.attach(state.flusher.clone());
         }
         let mut session = Session::new(state.clone(), outbox.clone());
         tracing::debug!(peer = %client.peer, client = %client.ip, "websocket opened");
@@ -321,10 +319,11 @@ mod tests {
     use hyper::upgrade::Upgraded;
     use hyper_util::rt::TokioIo;
 
+    use crate::hub::outbox::OutboxSocket;
     use crate::websocket::tcp::SharedTcp;
 
     /// The size of the future a fn returns, without calling it.
-    fn future_size<A, B, C, D, F: Future>(_: fn(A, B, C, D) -> F) -> usize {
+    fn future_size<A, B, C, D, E, F: Future>(_: fn(A, B, C, D, E) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
@@ -335,7 +334,7 @@ mod tests {
     /// benchmark.
     #[test]
     fn a_connection_task_stays_small() {
-        let size = future_size(super::serve::<SharedTcp>);
+        let size = future_size(super::serve::<SharedTcp<OutboxSocket>>);
         assert!(size <= 1280, "a connection's task future is {size} bytes");
         let size = future_size(super::serve::<TokioIo<Upgraded>>);
         assert!(

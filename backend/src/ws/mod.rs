@@ -21,13 +21,13 @@ use axum::response::{IntoResponse, Response};
 use rookery_common::Encoding;
 
 use crate::http::error::ApiError;
+use crate::hub::outbox::Outbox;
 use crate::net::proxy::Client;
 use crate::server::AppState;
 use crate::websocket::frame::Wire;
 use crate::websocket::tcp::SharedTcp;
 use crate::websocket::{Socket, handshake};
 use hyper_util::rt::TokioIo;
-use std::sync::Arc;
 use tokio::net::TcpStream;
 
 /// What every WebSocket upgrade (`/ws` and `/yjs`) must pass: the server is
@@ -87,25 +87,27 @@ pub async fn upgrade(State(state): State<AppState>, client: Client, request: Req
         deflate: handshake.deflate.is_some(),
     };
     let max_message = state.config.limits.max_message_size;
+    let capacity = state.config.limits.outbound_queue;
     let upgraded = hyper::upgrade::on(request);
     tokio::spawn(async move {
         match upgraded.await {
-            // Plain TCP: the socket itself, shared with the outbox for the
+            // Plain TCP: the socket itself, kept in the outbox for the
             // flusher. Anything else (TLS) through hyper's stream.
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
-                    let tcp = Arc::new(parts.io.into_inner());
-                    let mut socket =
-                        Socket::new(SharedTcp(tcp.clone()), max_message).speaking(wire);
+                    let queue = Outbox::with_socket(capacity, wire, parts.io.into_inner());
+                    let tcp = queue.1.socket().expect("a queue with a socket");
+                    let mut socket = Socket::new(SharedTcp(tcp), max_message).speaking(wire);
                     socket.preload(&parts.read_buf);
                     // hyper's read buffer (8 KiB): not kept for the
                     // connection's life.
                     drop(parts.read_buf);
-                    connection::serve(socket, Some(tcp), state, client).await;
+                    connection::serve(socket, queue, true, state, client).await;
                 }
                 Err(upgraded) => {
+                    let queue = Outbox::for_wire(capacity, wire);
                     let socket = Socket::new(TokioIo::new(upgraded), max_message).speaking(wire);
-                    connection::serve(socket, None, state, client).await;
+                    connection::serve(socket, queue, false, state, client).await;
                 }
             },
             Err(error) => tracing::debug!(%error, "websocket upgrade failed"),
