@@ -14,12 +14,14 @@ use futures_util::{SinkExt, StreamExt, stream};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::sync::{Mutex, watch};
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use rookery_common::Encoding;
 
 use crate::lean;
 use crate::proc_stats::{cpu_time, rss_kib};
+use crate::raw::{Delivery, Open, RawReader};
 
 #[derive(Debug, Clone)]
 pub struct Fanout {
@@ -89,40 +91,43 @@ pub async fn run(
         .await;
     let mut tasks = Vec::with_capacity(spec.subscribers);
     for socket in opened {
-        let (writer, mut reader) = socket?;
+        let (writer, reader) = socket?;
+        // Read without tungstenite from here on (see raw.rs). Nothing of
+        // the server's is left in its buffer: the publisher starts once
+        // every subscriber is open, and "subscribed" was the last frame.
+        let mut reader = match reader.reunite(writer)?.into_inner() {
+            MaybeTlsStream::Plain(stream) => RawReader::new(stream),
+            _ => anyhow::bail!("the load generator speaks plain TCP only"),
+        };
         let measure_from = measure_from.clone();
         let received = received.clone();
         let closed = closed.clone();
         let histogram = histogram.clone();
         let mut stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
-            // Kept so the socket stays open; pings are answered by the reader.
-            let _writer = writer;
             let mut local = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("bounds");
+            let mut record = |delivery: Delivery<'_>| {
+                let stamp = match delivery {
+                    Delivery::Text(text) => lean::read_stamp_bytes(text),
+                    Delivery::Binary(bytes) => lean::read_stamp_bin(bytes),
+                };
+                let Some((sequence, stamp)) = stamp else {
+                    return;
+                };
+                if sequence >= measure_from.load(Ordering::Relaxed) {
+                    let now = clock.elapsed().as_micros() as u64;
+                    let _ = local.record(now.saturating_sub(stamp).max(1));
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+            };
             loop {
                 tokio::select! {
-                    message = reader.next() => match message {
-                        Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
-                            let stamp = match &message {
-                                Message::Text(text) => lean::read_stamp(text.as_str()),
-                                _ => lean::read_stamp_bin(&message.into_data()),
-                            };
-                            let Some((sequence, stamp)) = stamp else {
-                                continue;
-                            };
-                            if sequence >= measure_from.load(Ordering::Relaxed) {
-                                let now = clock.elapsed().as_micros() as u64;
-                                let _ = local.record(now.saturating_sub(stamp).max(1));
-                                received.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(_)) | None => {
-                            closed.fetch_add(1, Ordering::Relaxed);
-                            break;
-                        }
-                    },
+                    biased;
                     _ = stopped.changed() => break,
+                    open = reader.read(&mut record) => if open == Open::No {
+                        closed.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    },
                 }
             }
             let _ = histogram.lock().await.add(&local);

@@ -158,9 +158,7 @@ pub fn source_address(sources: usize, index: usize) -> Option<IpAddr> {
 /// The stamp a publication carries: `"s":<sequence>,"t":<micros>`, found
 /// by scanning rather than parsing the frame.
 pub fn read_stamp(frame: &str) -> Option<(u64, u64)> {
-    let sequence = number_after(frame, "\"s\":")?;
-    let micros = number_after(frame, "\"t\":")?;
-    Some((sequence, micros))
+    read_stamp_bytes(frame.as_bytes())
 }
 
 /// The stamp of a MessagePack publication: the unsigned integers after
@@ -206,13 +204,23 @@ pub fn publish_frame(channel: &str, data: &str, encoding: Encoding) -> anyhow::R
     })
 }
 
-fn number_after(frame: &str, key: &str) -> Option<u64> {
-    let start = frame.find(key)? + key.len();
+/// As [`read_stamp`], on a text frame's bytes as they arrived.
+pub fn read_stamp_bytes(frame: &[u8]) -> Option<(u64, u64)> {
+    let sequence = number_after(frame, b"\"s\":")?;
+    let micros = number_after(frame, b"\"t\":")?;
+    Some((sequence, micros))
+}
+
+fn number_after(frame: &[u8], key: &[u8]) -> Option<u64> {
+    let start = frame.windows(key.len()).position(|window| window == key)? + key.len();
     let digits = frame[start..]
-        .bytes()
-        .take_while(u8::is_ascii_digit)
+        .iter()
+        .take_while(|byte| byte.is_ascii_digit())
         .count();
-    frame[start..start + digits].parse().ok()
+    std::str::from_utf8(&frame[start..start + digits])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Publication data of exactly `size` bytes (at least the stamp's own).
@@ -233,6 +241,7 @@ mod tests {
         let frame =
             format!(r#"{{"type":"publication","channel":"bench:fanout","data":{data},"time":1}}"#);
         assert_eq!(read_stamp(&frame), Some((42, 1_234_567)));
+        assert_eq!(read_stamp_bytes(frame.as_bytes()), Some((42, 1_234_567)));
         assert!(serde_json::from_str::<serde_json::Value>(&data).is_ok());
         assert_eq!(stamped_data(1, 2, 1024).len(), 1024);
     }

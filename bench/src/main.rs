@@ -30,6 +30,7 @@ mod fanout;
 mod lean;
 mod notes;
 mod proc_stats;
+mod raw;
 mod scenarios;
 mod soak;
 
