@@ -341,8 +341,12 @@ impl Drop for OutboxReceiver {
         state.flusher = None;
         drop(state);
         // The task is done with the connection: it ends now, however long
-        // the hub or the flusher holds the queue (and so the descriptor).
-        if let Some(socket) = &self.shared.socket {
+        // the hub or the flusher still holds the queue (and so the
+        // descriptor). Held by nobody else, the queue goes with this
+        // handle, and the socket is closed without a shutdown first.
+        if let Some(socket) = &self.shared.socket
+            && Arc::strong_count(&self.shared) > 1
+        {
             crate::websocket::tcp::shut_down(socket);
         }
     }

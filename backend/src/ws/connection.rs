@@ -91,6 +91,7 @@ pub fn serve<Io: Stream>(
         if let Some((frame, written)) = receiver.detach() {
             socket.resume(frame, written);
         }
+        drop(outbox);
         Box::pin(finish(end, socket, receiver, session)).await;
         tracing::debug!(peer = %client.peer, client = %client.ip, "websocket closed");
     }
@@ -117,6 +118,11 @@ async fn finish<Io: Stream>(
     };
     session.end();
     close(&mut socket, end).await;
+    // The receiver goes last: when nothing else holds the queue by then,
+    // its end closes the socket without a separate shutdown.
+    drop(session);
+    drop(socket);
+    drop(receiver);
 }
 
 /// Sends the close frame `end` calls for, then lingers for the client to
