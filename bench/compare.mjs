@@ -34,6 +34,8 @@ const seconds = Number(option('seconds', quick ? '2' : '5'));
 const SCENARIOS = quick
   ? [{ name: '1k subscribers, 64 B', subscribers: 1000, size: 64, rate: 200 }]
   : [
+    { name: '100 subscribers, 64 B', subscribers: 100, size: 64, rate: 5000 },
+    { name: '100 subscribers, 1 KiB', subscribers: 100, size: 1024, rate: 5000 },
     { name: '1k subscribers, 64 B', subscribers: 1000, size: 64, rate: 500 },
     { name: '1k subscribers, 1 KiB', subscribers: 1000, size: 1024, rate: 500 },
     { name: '10k subscribers, 64 B', subscribers: 10000, size: 64, rate: 50, sources: 4 },
