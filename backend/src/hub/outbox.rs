@@ -56,8 +56,10 @@ struct LaneSlots {
 }
 
 /// Everything one connection's queue holds, in one allocation: an idle
-/// connection keeps only this (the queues allocate when used and are let
-/// go once drained). A channel per queue held over a kilobyte each.
+/// connection keeps only this (the lane allocates when used and is let go
+/// once drained; a queue that outgrew its inline room keeps a buffer of
+/// at most 16 frames, 256 bytes). A channel per queue held over a
+/// kilobyte each.
 ///
 /// In the order written (`repr(C)`), what a delivery touches first: a
 /// fan-out to 10,000 subscribers meets 10,000 cold queues, and each cache
