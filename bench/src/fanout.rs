@@ -6,8 +6,8 @@
 //!
 //! Works against Rookery and the peer servers alike (see `lean`).
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt, stream};
