@@ -170,7 +170,7 @@ pub fn read_stamp_bin(frame: &[u8]) -> Option<(u64, u64)> {
 }
 
 fn uint_after(frame: &[u8], key: &[u8]) -> Option<u64> {
-    let start = frame.windows(key.len()).position(|window| window == key)? + key.len();
+    let start = memchr::memmem::find(frame, key)? + key.len();
     let rest = frame.get(start..)?;
     let be = |n: usize| -> Option<u64> {
         let bytes = rest.get(1..=n)?;
@@ -212,7 +212,7 @@ pub fn read_stamp_bytes(frame: &[u8]) -> Option<(u64, u64)> {
 }
 
 fn number_after(frame: &[u8], key: &[u8]) -> Option<u64> {
-    let start = frame.windows(key.len()).position(|window| window == key)? + key.len();
+    let start = memchr::memmem::find(frame, key)? + key.len();
     let digits = frame[start..]
         .iter()
         .take_while(|byte| byte.is_ascii_digit())
@@ -224,8 +224,15 @@ fn number_after(frame: &[u8], key: &[u8]) -> Option<u64> {
 }
 
 /// Publication data of exactly `size` bytes (at least the stamp's own).
+///
+/// The padding's key sorts after the stamp's: a server that writes object
+/// keys in sorted order (Rookery's serde_json does; Bun and Node keep the
+/// order given) must not put a kilobyte of padding before the stamp, or
+/// the load generator scans it for every delivery of that server only (a
+/// third of its time at 10,000 subscribers with 1 KiB, which it then
+/// spent at 98 % of its core against 74 % for Bun).
 pub fn stamped_data(sequence: u64, micros: u64, size: usize) -> String {
-    let head = format!(r#"{{"s":{sequence},"t":{micros},"p":""#);
+    let head = format!(r#"{{"s":{sequence},"t":{micros},"x":""#);
     let padding = size.saturating_sub(head.len() + 2);
     format!("{head}{}\"}}", "x".repeat(padding))
 }
@@ -244,6 +251,20 @@ mod tests {
         assert_eq!(read_stamp_bytes(frame.as_bytes()), Some((42, 1_234_567)));
         assert!(serde_json::from_str::<serde_json::Value>(&data).is_ok());
         assert_eq!(stamped_data(1, 2, 1024).len(), 1024);
+    }
+
+    #[test]
+    fn the_stamp_comes_before_the_padding_in_sorted_keys_too() {
+        let data = stamped_data(7, 8, 1024);
+        let sorted =
+            serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&data).unwrap())
+                .unwrap();
+        for frame in [&data, &sorted] {
+            let stamp = frame.find(r#""t":"#).unwrap();
+            let padding = frame.find(r#""x":"#).unwrap();
+            assert!(stamp < 32 && stamp < padding, "{}", &frame[..40]);
+            assert_eq!(read_stamp(frame), Some((7, 8)));
+        }
     }
 
     #[test]
