@@ -4,6 +4,14 @@
 //! process). Reports deliveries, drops, latency percentiles and — the
 //! figure servers are compared by — deliveries per second of server CPU.
 //!
+//! With a window instead of a rate (closed loop) the publisher keeps that
+//! many publications in flight, publishing the next as soon as the oldest
+//! has reached everyone: the server runs as fast as it can deliver, so
+//! deliveries per CPU-second measure its capacity. An open-loop rate a
+//! server keeps up with only measures the offered load (a server with
+//! spare CPU spends it on more, smaller sends); a rate above its capacity
+//! grows every queue until slow consumers are cut off.
+//!
 //! Works against Rookery and the peer servers alike (see `lean`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +37,9 @@ pub struct Fanout {
     pub size: usize,
     /// Publications per second.
     pub rate: f64,
+    /// Closed loop: publications in flight (published, not yet delivered
+    /// to every subscriber); `rate` is then ignored.
+    pub window: Option<u64>,
     pub seconds: u64,
     pub channel: String,
     /// Loopback source addresses to spread the connections over.
@@ -65,6 +76,7 @@ pub async fn run(
     let measure_from = Arc::new(AtomicU64::new(u64::MAX));
     let received = Arc::new(AtomicU64::new(0));
     let closed = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new(Progress::default());
     // One histogram for every subscriber: with one each (150 KB of counts
     // apiece) every delivery touched a cold page of its own, and recording
     // was a tenth of the generator's time at 10,000 subscribers. Pinned to
@@ -105,6 +117,7 @@ pub async fn run(
         let received = received.clone();
         let closed = closed.clone();
         let histogram = histogram.clone();
+        let progress = spec.window.map(|_| progress.clone());
         tasks.push(tokio::spawn(async move {
             let mut record = |delivery: Delivery<'_>| {
                 let stamp = match delivery {
@@ -114,6 +127,9 @@ pub async fn run(
                 let Some((sequence, stamp)) = stamp else {
                     return;
                 };
+                if let Some(progress) = &progress {
+                    progress.delivered();
+                }
                 if sequence >= measure_from.load(Ordering::Relaxed) {
                     let now = clock.elapsed().as_micros() as u64;
                     let latency = now.saturating_sub(stamp).max(1);
@@ -166,12 +182,30 @@ pub async fn run(
         let encoding = spec.encoding;
         let size = spec.size;
         let period = Duration::from_secs_f64(1.0 / spec.rate);
+        let window = spec.window;
+        let subscribers = spec.subscribers as u64;
+        let progress = progress.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             while publishing.load(Ordering::Relaxed) {
-                ticks.tick().await;
                 let sequence = next_sequence.load(Ordering::Relaxed);
+                match window {
+                    None => {
+                        ticks.tick().await;
+                    }
+                    // Publication `sequence - window` must have reached
+                    // everyone (counted: deliveries are not told apart).
+                    Some(window) if sequence >= window => {
+                        let wanted = (sequence - window + 1) * subscribers;
+                        if !progress.reached(wanted).await {
+                            // Nothing arrived for a while: re-check whether
+                            // the run is over (a closed socket never delivers).
+                            continue;
+                        }
+                    }
+                    Some(_) => {}
+                }
                 let stamp = clock.elapsed().as_micros() as u64;
                 let data = lean::stamped_data(sequence, stamp, size);
                 let Ok(frame) = lean::publish_frame(&channel, &data, encoding) else {
@@ -236,6 +270,7 @@ pub async fn run(
         "encoding": spec.encoding.subprotocol(),
         "size": spec.size,
         "rate": spec.rate,
+        "window": spec.window,
         "seconds": publishing_took.as_secs_f64(),
         "published": published,
         "expected": expected,
@@ -253,13 +288,16 @@ pub async fn run(
         "deliveries_per_cpu_s": per_cpu_second,
         "rss_kib_per_connection": rss_per_connection,
     });
+    let pace = match spec.window {
+        Some(window) => format!("closed loop with {window} in flight"),
+        None => format!("at {}/s", spec.rate),
+    };
     let mut report = format!(
-        "fanout: {} subscribers, {} B at {}/s for {:.1} s\n\
+        "fanout: {} subscribers, {} B {pace} for {:.1} s\n\
          published {published}, delivered {received} of {expected} ({} dropped, {} sockets closed, {} publish errors)\n\
          publish->deliver latency ms: p50 {:.2}  p99 {:.2}  p999 {:.2}  max {:.2}\n",
         spec.subscribers,
         spec.size,
-        spec.rate,
         publishing_took.as_secs_f64(),
         expected.saturating_sub(received),
         closed.load(Ordering::Relaxed),
@@ -292,4 +330,78 @@ pub async fn run(
         report += &format!("server RSS per subscribed connection: {per_connection:.2} KiB\n");
     }
     Ok((report, result))
+}
+
+/// Deliveries so far, for the closed loop: the publisher waits until they
+/// reach a count, and the delivery that reaches it wakes the publisher.
+#[derive(Debug, Default)]
+struct Progress {
+    delivered: AtomicU64,
+    /// The count the publisher waits for (0: none).
+    wanted: AtomicU64,
+    reached: tokio::sync::Notify,
+}
+
+impl Progress {
+    fn delivered(&self) {
+        // Sequentially consistent with `reached`: either the delivery sees
+        // the count it completes, or the publisher sees the delivery.
+        let now = self.delivered.fetch_add(1, Ordering::SeqCst) + 1;
+        if now == self.wanted.load(Ordering::SeqCst) {
+            self.reached.notify_one();
+        }
+    }
+
+    /// Waits until `count` deliveries have been made; false when none came
+    /// for a second.
+    async fn reached(&self, count: u64) -> bool {
+        self.wanted.store(count, Ordering::SeqCst);
+        if self.delivered.load(Ordering::SeqCst) >= count {
+            return true;
+        }
+        // A permit left by an earlier count only makes the caller look again.
+        tokio::time::timeout(Duration::from_secs(1), self.reached.notified())
+            .await
+            .is_ok()
+            && self.delivered.load(Ordering::SeqCst) >= count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_delivery_that_reaches_the_count_wakes_the_publisher() {
+        let progress = Arc::new(Progress::default());
+        let waiting = tokio::spawn({
+            let progress = progress.clone();
+            async move { progress.reached(3).await }
+        });
+        // Let the publisher set its count and start waiting.
+        tokio::task::yield_now().await;
+        for _ in 0..3 {
+            progress.delivered();
+        }
+        assert!(waiting.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_count_already_reached_needs_no_wait() {
+        let progress = Progress::default();
+        for _ in 0..5 {
+            progress.delivered();
+        }
+        assert!(progress.reached(3).await);
+        assert!(progress.reached(5).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_deliveries_the_publisher_looks_again_after_a_second() {
+        let progress = Progress::default();
+        progress.delivered();
+        let started = tokio::time::Instant::now();
+        assert!(!progress.reached(2).await);
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+    }
 }

@@ -86,6 +86,11 @@ enum Scenario {
         /// Publications per second
         #[arg(long, default_value_t = 100.0)]
         rate: f64,
+        /// Closed loop instead of a rate: keep this many publications in
+        /// flight (not yet delivered to every subscriber), so the server
+        /// delivers as fast as it can (its capacity)
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        window: Option<u64>,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         #[arg(long, default_value = "bench:fanout")]
@@ -225,6 +230,7 @@ async fn main() -> anyhow::Result<()> {
             subscribers,
             size,
             rate,
+            window,
             seconds,
             channel,
             sources,
@@ -234,6 +240,7 @@ async fn main() -> anyhow::Result<()> {
                 subscribers,
                 size,
                 rate,
+                window,
                 seconds,
                 channel,
                 sources,
