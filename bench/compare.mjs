@@ -31,11 +31,12 @@ const seconds = Number(option('seconds', quick ? '2' : '5'));
 
 // Offered loads are chosen so every server but Node's keeps up: what is
 // compared is server CPU per delivery, not who falls over first.
-// Rows with a `window` are a closed loop instead: the publisher keeps that
-// many publications in flight and sends the next as soon as the oldest has
-// reached everyone, so each server runs at its own capacity. That is what
-// deliveries per CPU-second compare at 1k and 10k; at an open-loop rate
-// every server keeps up with, a server's CPU share is the offered load's.
+// Rows with a `window` are a closed loop instead: the publisher keeps at
+// most that many publications' worth of deliveries outstanding and sends
+// the next as soon as the count allows, so each server delivers as fast as
+// it can at that depth of queue. That is where deliveries per CPU-second
+// tell servers apart at 1k and 10k; at an open-loop rate every server
+// keeps up with, a server's CPU share is the offered load's.
 const SCENARIOS = quick
   ? [
     { name: '1k subscribers, 64 B', subscribers: 1000, size: 64, rate: 200 },
@@ -52,7 +53,7 @@ const SCENARIOS = quick
     { name: '1k subscribers at 100/s, 1 KiB', subscribers: 1000, size: 1024, rate: 100 },
     { name: '10k subscribers, 64 B', subscribers: 10000, size: 64, rate: 50, sources: 4 },
     { name: '10k subscribers, 1 KiB', subscribers: 10000, size: 1024, rate: 50, sources: 4 },
-    // Capacity: as fast as each server delivers (see above).
+    // Closed loop: as fast as each server delivers (see above).
     { name: '1k subscribers, 64 B, 64 in flight', subscribers: 1000, size: 64, window: 64 },
     { name: '1k subscribers, 1 KiB, 64 in flight', subscribers: 1000, size: 1024, window: 64 },
     { name: '10k subscribers, 64 B, 64 in flight', subscribers: 10000, size: 64, window: 64, sources: 4 },

@@ -4,13 +4,16 @@
 //! process). Reports deliveries, drops, latency percentiles and — the
 //! figure servers are compared by — deliveries per second of server CPU.
 //!
-//! With a window instead of a rate (closed loop) the publisher keeps that
-//! many publications in flight, publishing the next as soon as the oldest
-//! has reached everyone: the server runs as fast as it can deliver, so
-//! deliveries per CPU-second measure its capacity. An open-loop rate a
-//! server keeps up with only measures the offered load (a server with
-//! spare CPU spends it on more, smaller sends); a rate above its capacity
-//! grows every queue until slow consumers are cut off.
+//! With a window instead of a rate (closed loop) the publisher keeps at
+//! most that many publications' worth of deliveries outstanding (window ×
+//! subscribers), publishing the next as soon as the count allows: the
+//! server runs as fast as it delivers at that depth of queue, so
+//! deliveries per CPU-second compare servers where an open-loop rate
+//! cannot. A rate every server keeps up with only measures the offered
+//! load (a server with spare CPU spends it on more, smaller sends); a
+//! rate above what a server sustains grows every queue until slow
+//! consumers are cut off. Deeper windows batch more: the figure belongs
+//! to the window.
 //!
 //! Works against Rookery and the peer servers alike (see `lean`).
 
@@ -37,8 +40,8 @@ pub struct Fanout {
     pub size: usize,
     /// Publications per second.
     pub rate: f64,
-    /// Closed loop: publications in flight (published, not yet delivered
-    /// to every subscriber); `rate` is then ignored.
+    /// Closed loop: at most this many publications' worth of deliveries
+    /// outstanding; `rate` is then ignored.
     pub window: Option<u64>,
     pub seconds: u64,
     pub channel: String,
@@ -128,7 +131,7 @@ pub async fn run(
                     return;
                 };
                 if let Some(progress) = &progress {
-                    progress.delivered();
+                    progress.record_delivery();
                 }
                 if sequence >= measure_from.load(Ordering::Relaxed) {
                     let now = clock.elapsed().as_micros() as u64;
@@ -181,30 +184,32 @@ pub async fn run(
         let channel = spec.channel.clone();
         let encoding = spec.encoding;
         let size = spec.size;
-        let period = Duration::from_secs_f64(1.0 / spec.rate);
         let window = spec.window;
         let subscribers = spec.subscribers as u64;
         let progress = progress.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(period);
+        // Open loop only (a closed loop takes no rate, which may be 0).
+        let mut ticks = window.is_none().then(|| {
+            let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / spec.rate));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            ticks
+        });
+        tokio::spawn(async move {
             while publishing.load(Ordering::Relaxed) {
                 let sequence = next_sequence.load(Ordering::Relaxed);
-                match window {
-                    None => {
-                        ticks.tick().await;
+                if let Some(ticks) = &mut ticks {
+                    ticks.tick().await;
+                } else if let Some(window) = window
+                    && sequence >= window
+                {
+                    // As many deliveries as publications up to
+                    // `sequence - window` make (a count: which subscriber
+                    // received which is not told apart).
+                    let wanted = (sequence - window + 1) * subscribers;
+                    if !progress.wait_for(wanted).await {
+                        // Not yet: look again, after checking whether the
+                        // run is over (a closed socket never delivers).
+                        continue;
                     }
-                    // Publication `sequence - window` must have reached
-                    // everyone (counted: deliveries are not told apart).
-                    Some(window) if sequence >= window => {
-                        let wanted = (sequence - window + 1) * subscribers;
-                        if !progress.reached(wanted).await {
-                            // Nothing arrived for a while: re-check whether
-                            // the run is over (a closed socket never delivers).
-                            continue;
-                        }
-                    }
-                    Some(_) => {}
                 }
                 let stamp = clock.elapsed().as_micros() as u64;
                 let data = lean::stamped_data(sequence, stamp, size);
@@ -269,8 +274,9 @@ pub async fn run(
         "subscribers": spec.subscribers,
         "encoding": spec.encoding.subprotocol(),
         "size": spec.size,
-        "rate": spec.rate,
+        "rate": if spec.window.is_some() { None } else { Some(spec.rate) },
         "window": spec.window,
+        "publications_per_s": published as f64 / publishing_took.as_secs_f64(),
         "seconds": publishing_took.as_secs_f64(),
         "published": published,
         "expected": expected,
@@ -289,7 +295,10 @@ pub async fn run(
         "rss_kib_per_connection": rss_per_connection,
     });
     let pace = match spec.window {
-        Some(window) => format!("closed loop with {window} in flight"),
+        Some(window) => format!(
+            "closed loop, {window} in flight ({:.0} publications/s)",
+            published as f64 / publishing_took.as_secs_f64()
+        ),
         None => format!("at {}/s", spec.rate),
     };
     let mut report = format!(
@@ -337,30 +346,30 @@ pub async fn run(
 #[derive(Debug, Default)]
 struct Progress {
     delivered: AtomicU64,
-    /// The count the publisher waits for (0: none).
+    /// The count the publisher waits for.
     wanted: AtomicU64,
-    reached: tokio::sync::Notify,
+    count_reached: tokio::sync::Notify,
 }
 
 impl Progress {
-    fn delivered(&self) {
-        // Sequentially consistent with `reached`: either the delivery sees
-        // the count it completes, or the publisher sees the delivery.
+    fn record_delivery(&self) {
+        // Sequentially consistent with `wait_for`: either this delivery
+        // sees the count it completes, or the publisher sees the delivery.
         let now = self.delivered.fetch_add(1, Ordering::SeqCst) + 1;
         if now == self.wanted.load(Ordering::SeqCst) {
-            self.reached.notify_one();
+            self.count_reached.notify_one();
         }
     }
 
-    /// Waits until `count` deliveries have been made; false when none came
-    /// for a second.
-    async fn reached(&self, count: u64) -> bool {
+    /// Whether `count` deliveries have been made, waiting for the one that
+    /// makes them, for a second at most. False also when woken by the
+    /// permit an earlier count left: the caller asks again.
+    async fn wait_for(&self, count: u64) -> bool {
         self.wanted.store(count, Ordering::SeqCst);
         if self.delivered.load(Ordering::SeqCst) >= count {
             return true;
         }
-        // A permit left by an earlier count only makes the caller look again.
-        tokio::time::timeout(Duration::from_secs(1), self.reached.notified())
+        tokio::time::timeout(Duration::from_secs(1), self.count_reached.notified())
             .await
             .is_ok()
             && self.delivered.load(Ordering::SeqCst) >= count
@@ -376,12 +385,14 @@ mod tests {
         let progress = Arc::new(Progress::default());
         let waiting = tokio::spawn({
             let progress = progress.clone();
-            async move { progress.reached(3).await }
+            async move { progress.wait_for(3).await }
         });
-        // Let the publisher set its count and start waiting.
+        // The publisher runs until it waits (one thread: it goes first).
         tokio::task::yield_now().await;
+        assert_eq!(progress.wanted.load(Ordering::SeqCst), 3, "waiting");
+        assert!(!waiting.is_finished());
         for _ in 0..3 {
-            progress.delivered();
+            progress.record_delivery();
         }
         assert!(waiting.await.unwrap());
     }
@@ -390,18 +401,32 @@ mod tests {
     async fn a_count_already_reached_needs_no_wait() {
         let progress = Progress::default();
         for _ in 0..5 {
-            progress.delivered();
+            progress.record_delivery();
         }
-        assert!(progress.reached(3).await);
-        assert!(progress.reached(5).await);
+        assert!(progress.wait_for(3).await);
+        assert!(progress.wait_for(5).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permit_left_by_an_earlier_count_does_not_pass_for_this_one() {
+        let progress = Progress::default();
+        // The count of 3 is reached while nobody waits: a permit is left.
+        progress.wanted.store(3, Ordering::SeqCst);
+        for _ in 0..3 {
+            progress.record_delivery();
+        }
+        let started = tokio::time::Instant::now();
+        assert!(!progress.wait_for(6).await);
+        assert_eq!(started.elapsed(), Duration::ZERO, "woken by the permit");
     }
 
     #[tokio::test(start_paused = true)]
     async fn without_deliveries_the_publisher_looks_again_after_a_second() {
         let progress = Progress::default();
-        progress.delivered();
+        progress.record_delivery();
         let started = tokio::time::Instant::now();
-        assert!(!progress.reached(2).await);
+        let waited = tokio::time::timeout(Duration::from_secs(5), progress.wait_for(2)).await;
+        assert_eq!(waited, Ok(false));
         assert_eq!(started.elapsed(), Duration::from_secs(1));
     }
 }

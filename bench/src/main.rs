@@ -86,10 +86,11 @@ enum Scenario {
         /// Publications per second
         #[arg(long, default_value_t = 100.0)]
         rate: f64,
-        /// Closed loop instead of a rate: keep this many publications in
-        /// flight (not yet delivered to every subscriber), so the server
-        /// delivers as fast as it can (its capacity)
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        /// Closed loop instead of a rate: keep at most this many
+        /// publications' worth of deliveries outstanding (window ×
+        /// subscribers), so the server delivers as fast as it can at that
+        /// depth of queue
+        #[arg(long, conflicts_with = "rate", value_parser = clap::value_parser!(u64).range(1..))]
         window: Option<u64>,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
