@@ -268,6 +268,7 @@ pub async fn run(
     let rss_per_connection = rss_before
         .zip(rss_after)
         .map(|(before, after)| after.saturating_sub(before) as f64 / spec.subscribers as f64);
+    let publications_per_s = published as f64 / publishing_took.as_secs_f64();
     let result = json!({
         "scenario": "fanout",
         "nodes": urls.len(),
@@ -276,7 +277,7 @@ pub async fn run(
         "size": spec.size,
         "rate": if spec.window.is_some() { None } else { Some(spec.rate) },
         "window": spec.window,
-        "publications_per_s": published as f64 / publishing_took.as_secs_f64(),
+        "publications_per_s": publications_per_s,
         "seconds": publishing_took.as_secs_f64(),
         "published": published,
         "expected": expected,
@@ -295,10 +296,9 @@ pub async fn run(
         "rss_kib_per_connection": rss_per_connection,
     });
     let pace = match spec.window {
-        Some(window) => format!(
-            "closed loop, {window} in flight ({:.0} publications/s)",
-            published as f64 / publishing_took.as_secs_f64()
-        ),
+        Some(window) => {
+            format!("closed loop, {window} in flight ({publications_per_s:.0} publications/s)")
+        }
         None => format!("at {}/s", spec.rate),
     };
     let mut report = format!(
